@@ -1,0 +1,22 @@
+"""Process-wide settings read from the environment (one place, documented)."""
+
+from __future__ import annotations
+
+import os
+
+#: Default dataset file when none is given.
+DEFAULT_DATASET = "lookalike.duckdb"
+#: Default face table (collection) name.
+DEFAULT_TABLE = "faces"
+
+
+def num_threads() -> int:
+    """Threads one process may use for model inference: ``LOOKALIKE_THREADS`` or all cores."""
+    value = os.environ.get("LOOKALIKE_THREADS")
+    if value and value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
+def default_dataset() -> str:
+    return os.environ.get("LOOKALIKE_DATASET", DEFAULT_DATASET)

@@ -1,0 +1,117 @@
+"""The dataset's catalog schema, its version, and the migrations between versions.
+
+Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's own tables):
+
+- ``lookalike_meta(key, value)``: ``schema_version`` and the creating package version.
+- ``lookalike_models``: each face model used in the dataset, with its card (dim, threshold...).
+- ``lookalike_tables``: the named face tables (collections): model, dimension, version counter.
+- ``lookalike_objects``: one row per (table, object): the object's SIMPLE metadata, its fingerprint, and how
+  indexing went (``status`` = ``ok`` | ``no_face`` | ``error``).
+- ``faces_<table>``: one row per detected face (``embedding FLOAT[dim]``), or one status row per object with no
+  face or an error (``embedding`` NULL, ``status`` says why). Created per table by :func:`faces_ddl`.
+
+To change the schema: bump :data:`SCHEMA_VERSION` and append a function to :data:`MIGRATIONS` that upgrades the
+previous version in place. Migrations run in one transaction when a dataset is opened for writing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import duckdb
+
+from lookalike.errors import DatasetError, InvalidArgument
+
+SCHEMA_VERSION = 1
+
+_TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS lookalike_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_models (
+            name VARCHAR PRIMARY KEY, dim INTEGER NOT NULL, threshold DOUBLE NOT NULL,
+            card JSON, registered_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_tables (
+            name VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, dim INTEGER NOT NULL,
+            faces_table VARCHAR NOT NULL, version BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp, updated_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_objects (
+            tbl VARCHAR NOT NULL, uri VARCHAR NOT NULL, source VARCHAR, size BIGINT, content_type VARCHAR,
+            updated TIMESTAMPTZ, etag VARCHAR, md5 VARCHAR, generation VARCHAR, fingerprint VARCHAR,
+            status VARCHAR NOT NULL, error VARCHAR, n_faces INTEGER NOT NULL DEFAULT 0,
+            indexed_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute("CREATE SEQUENCE IF NOT EXISTS lookalike_face_id START 1")
+
+
+#: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version stored in the file (0 for a file without Lookalike's catalog)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lookalike_meta' AND schema_name = 'main'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT value FROM lookalike_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the catalog up to :data:`SCHEMA_VERSION`; return the version found before."""
+    found = current_version(con)
+    if found > SCHEMA_VERSION:
+        raise DatasetError(
+            f"dataset schema version {found} is newer than this lookalike supports ({SCHEMA_VERSION})",
+            hint="upgrade lookalike",
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for step in MIGRATIONS[found:SCHEMA_VERSION]:
+            step(con)
+        con.execute(
+            "INSERT OR REPLACE INTO lookalike_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return found
+
+
+def check_table_name(name: str) -> str:
+    """Validate a face table (collection) name: letters, digits and ``_``, not starting with a digit."""
+    if not _TABLE_NAME_RE.match(name or ""):
+        raise InvalidArgument(
+            f"invalid table name {name!r}",
+            hint="use letters, digits and underscores, starting with a letter (e.g. 'faces' or 'team_photos')",
+        )
+    return name
+
+
+def faces_table_name(table: str) -> str:
+    return f"faces_{check_table_name(table)}"
+
+
+def faces_ddl(table: str, dim: int) -> str:
+    """``CREATE TABLE`` statement for the face rows of ``table`` with ``FLOAT[dim]`` embeddings."""
+    return f"""CREATE TABLE IF NOT EXISTS "{faces_table_name(table)}" (
+        face_id BIGINT NOT NULL DEFAULT nextval('lookalike_face_id'),
+        uri VARCHAR NOT NULL,
+        face_index INTEGER,
+        bbox FLOAT[4],
+        landmarks FLOAT[10],
+        det_score FLOAT,
+        embedding FLOAT[{int(dim)}],
+        status VARCHAR NOT NULL DEFAULT '')"""

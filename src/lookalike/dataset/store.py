@@ -1,0 +1,357 @@
+"""Reading and writing the catalog and face rows on an open DuckDB connection.
+
+Every function takes a connection and does one thing; callers decide how long connections live. Writes that
+belong together (an object's row and its face rows) happen in one transaction, so a job killed at any moment
+leaves either the old rows or the new ones, never half of each.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from lookalike.dataset.connection import transaction
+from lookalike.dataset.schema import check_table_name, faces_ddl, faces_table_name
+from lookalike.errors import InvalidArgument, TableNotFound
+from lookalike.faces.types import ModelCard
+from lookalike.records import ObjectResult
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """A named face table (collection) of the dataset."""
+
+    name: str
+    model: str
+    dim: int
+    faces_table: str
+    version: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    uri: str
+    source: str | None
+    fingerprint: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMatrix:
+    """All embedded faces of one table version, ready for search.
+
+    ``matrix`` is a C-contiguous ``(n, dim)`` float32 array of L2-normalised rows; the other arrays are
+    aligned with its rows.
+    """
+
+    table: str
+    version: int
+    face_id: np.ndarray  # (n,) int64
+    matrix: np.ndarray  # (n, dim) float32
+    uri: np.ndarray  # (n,) object (str)
+    face_index: np.ndarray  # (n,) int32
+    bbox: np.ndarray  # (n, 4) float32
+
+    @property
+    def size(self) -> int:
+        return int(self.matrix.shape[0])
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def register_model(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO lookalike_models (name, dim, threshold, card) VALUES (?, ?, ?, ?)",
+        [card.name, card.dim, card.threshold, json.dumps(asdict(card))],
+    )
+
+
+def _table_from_row(row: tuple) -> TableInfo:
+    return TableInfo(
+        name=row[0], model=row[1], dim=int(row[2]), faces_table=row[3], version=int(row[4]), threshold=row[5]
+    )
+
+
+_TABLE_SELECT = """SELECT t.name, t.model, t.dim, t.faces_table, t.version, m.threshold
+    FROM lookalike_tables t JOIN lookalike_models m ON m.name = t.model"""
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM lookalike_tables ORDER BY name").fetchall()]
+
+
+def find_table(con: duckdb.DuckDBPyConnection, name: str) -> TableInfo | None:
+    row = con.execute(_TABLE_SELECT + " WHERE t.name = ?", [name]).fetchone()
+    return _table_from_row(row) if row else None
+
+
+def get_table(con: duckdb.DuckDBPyConnection, name: str) -> TableInfo:
+    """The table ``name``; :class:`TableNotFound` with a did-you-mean hint when it does not exist."""
+    info = find_table(con, name)
+    if info is None:
+        names = table_names(con)
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif names:
+            hint = "tables in this dataset: " + ", ".join(names)
+        else:
+            hint = "the dataset has no tables yet: run lookalike index FOLDER"
+        raise TableNotFound(f"no table {name!r} in this dataset", hint=hint)
+    return info
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection, name: str, card: ModelCard) -> TableInfo:
+    """Get table ``name``, creating it for model ``card`` if missing; refuse a model different from its own."""
+    check_table_name(name)
+    info = find_table(con, name)
+    if info is not None:
+        if info.model != card.name:
+            raise InvalidArgument(
+                f"table {name!r} holds {info.model!r} embeddings, not {card.name!r}",
+                hint=f"index into another --table, or use --model {info.model}",
+            )
+        return info
+    with transaction(con):
+        register_model(con, card)
+        con.execute(faces_ddl(name, card.dim))
+        con.execute(
+            "INSERT INTO lookalike_tables (name, model, dim, faces_table) VALUES (?, ?, ?, ?)",
+            [name, card.name, card.dim, faces_table_name(name)],
+        )
+    return get_table(con, name)
+
+
+def drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    info = get_table(con, name)
+    with transaction(con):
+        con.execute(f'DROP TABLE IF EXISTS "{info.faces_table}"')
+        con.execute("DELETE FROM lookalike_objects WHERE tbl = ?", [name])
+        con.execute("DELETE FROM lookalike_tables WHERE name = ?", [name])
+
+
+def table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """One dict per table: name, model, dim, version, objects, faces, no_face, errors."""
+    out: list[dict[str, object]] = []
+    for name in table_names(con):
+        info = get_table(con, name)
+        counts = con.execute(
+            """SELECT count(*), count(*) FILTER (WHERE status = 'no_face'),
+                      count(*) FILTER (WHERE status = 'error'), coalesce(sum(n_faces), 0)
+               FROM lookalike_objects WHERE tbl = ?""",
+            [name],
+        ).fetchone()
+        assert counts is not None
+        out.append(
+            {
+                "name": name,
+                "model": info.model,
+                "dim": info.dim,
+                "version": info.version,
+                "objects": int(counts[0]),
+                "faces": int(counts[3]),
+                "no_face": int(counts[1]),
+                "errors": int(counts[2]),
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- objects
+
+
+def stored_objects(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, StoredObject]:
+    rows = con.execute(
+        "SELECT uri, source, fingerprint, status FROM lookalike_objects WHERE tbl = ?", [table]
+    ).fetchall()
+    return {r[0]: StoredObject(r[0], r[1], r[2], r[3]) for r in rows}
+
+
+def _bump_version(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(
+        "UPDATE lookalike_tables SET version = version + 1, updated_at = current_timestamp WHERE name = ?",
+        [table],
+    )
+
+
+def _delete_uris(con: duckdb.DuckDBPyConnection, info: TableInfo, uris: Sequence[str]) -> None:
+    uri_list = list(uris)
+    con.execute(f'DELETE FROM "{info.faces_table}" WHERE list_contains(?, uri)', [uri_list])
+    con.execute("DELETE FROM lookalike_objects WHERE tbl = ? AND list_contains(?, uri)", [info.name, uri_list])
+
+
+def remove_objects(con: duckdb.DuckDBPyConnection, info: TableInfo, uris: Sequence[str]) -> int:
+    """Delete the object and face rows of ``uris``; return how many objects were removed."""
+    if not uris:
+        return 0
+    with transaction(con):
+        _delete_uris(con, info, uris)
+        _bump_version(con, info.name)
+    return len(uris)
+
+
+def _faces_arrow(results: Iterable[ObjectResult], dim: int) -> pa.Table:
+    """Arrow table of face rows for ``results``: one row per face, one status row per object without faces."""
+    uris: list[str] = []
+    face_index: list[int | None] = []
+    bboxes: list[np.ndarray] = []
+    landmarks: list[np.ndarray] = []
+    scores: list[float | None] = []
+    statuses: list[str] = []
+    has_emb: list[bool] = []
+    embeddings: list[np.ndarray] = []
+    nan4 = np.full(4, np.nan, np.float32)
+    nan10 = np.full(10, np.nan, np.float32)
+    for res in results:
+        if res.status == "ok" and res.embeddings is not None and res.faces:
+            for i, face in enumerate(res.faces):
+                uris.append(res.info.uri)
+                face_index.append(i)
+                bboxes.append(np.asarray(face.bbox, np.float32))
+                landmarks.append(np.asarray(face.landmarks, np.float32).reshape(10))
+                scores.append(float(face.score))
+                statuses.append("")
+                has_emb.append(True)
+            embeddings.append(np.asarray(res.embeddings, np.float32).reshape(-1, dim))
+        else:
+            uris.append(res.info.uri)
+            face_index.append(None)
+            bboxes.append(nan4)
+            landmarks.append(nan10)
+            scores.append(None)
+            statuses.append(res.row_status)
+            has_emb.append(False)
+    n = len(uris)
+    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32)
+    full = np.zeros((n, dim), np.float32)
+    mask = np.asarray(has_emb, bool)
+    full[mask] = emb
+    face_mask = ~mask  # nulls for status rows
+
+    def fixed(values: np.ndarray, width: int) -> pa.Array:
+        flat = pa.array(values.reshape(-1), type=pa.float32())
+        return pa.FixedSizeListArray.from_arrays(flat, width, mask=pa.array(face_mask))
+
+    return pa.table(
+        {
+            "uri": pa.array(uris, pa.string()),
+            "face_index": pa.array(face_index, pa.int32()),
+            "bbox": fixed(np.stack(bboxes) if n else np.zeros((0, 4), np.float32), 4),
+            "landmarks": fixed(np.stack(landmarks) if n else np.zeros((0, 10), np.float32), 10),
+            "det_score": pa.array(scores, pa.float32()),
+            "embedding": fixed(full, dim),
+            "status": pa.array(statuses, pa.string()),
+        }
+    )
+
+
+def _objects_arrow(table: str, results: Sequence[ObjectResult]) -> pa.Table:
+    infos = [r.info for r in results]
+    return pa.table(
+        {
+            "tbl": pa.array([table] * len(results), pa.string()),
+            "uri": pa.array([i.uri for i in infos], pa.string()),
+            "source": pa.array([r.source for r in results], pa.string()),
+            "size": pa.array([i.size for i in infos], pa.int64()),
+            "content_type": pa.array([i.content_type for i in infos], pa.string()),
+            "updated": pa.array([i.updated for i in infos], pa.timestamp("us", tz="UTC")),
+            "etag": pa.array([i.etag for i in infos], pa.string()),
+            "md5": pa.array([i.md5 for i in infos], pa.string()),
+            "generation": pa.array([i.generation for i in infos], pa.string()),
+            "fingerprint": pa.array([i.fingerprint for i in infos], pa.string()),
+            "status": pa.array([r.status for r in results], pa.string()),
+            "error": pa.array([r.error for r in results], pa.string()),
+            "n_faces": pa.array([len(r.faces) if r.status == "ok" else 0 for r in results], pa.int32()),
+        }
+    )
+
+
+def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequence[ObjectResult]) -> None:
+    """Replace the rows of these objects with their new results, in one transaction."""
+    if not results:
+        return
+    faces = _faces_arrow(results, info.dim)
+    objects = _objects_arrow(info.name, results)
+    with transaction(con):
+        _delete_uris(con, info, [r.info.uri for r in results])
+        con.register("_lookalike_new_faces", faces)
+        con.register("_lookalike_new_objects", objects)
+        try:
+            con.execute(
+                f"""INSERT INTO "{info.faces_table}"
+                    (uri, face_index, bbox, landmarks, det_score, embedding, status)
+                    SELECT uri, face_index, bbox, landmarks, det_score, embedding, status
+                    FROM _lookalike_new_faces"""
+            )
+            con.execute(
+                """INSERT INTO lookalike_objects (tbl, uri, source, size, content_type, updated, etag, md5,
+                       generation, fingerprint, status, error, n_faces)
+                   SELECT * FROM _lookalike_new_objects"""
+            )
+        finally:
+            con.unregister("_lookalike_new_faces")
+            con.unregister("_lookalike_new_objects")
+        _bump_version(con, info.name)
+
+
+# ---------------------------------------------------------------------------------------------- reading faces
+
+
+def _fixed_to_numpy(col: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(arr) == 0:
+        return np.zeros((0, width), np.float32)
+    values = arr.values.to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(values.reshape(-1, width), dtype=np.float32)
+
+
+def load_matrix(con: duckdb.DuckDBPyConnection, info: TableInfo) -> FaceMatrix:
+    """Read every embedded face of ``info`` into one contiguous matrix (rows ordered by face_id)."""
+    tbl = con.sql(
+        f"""SELECT face_id, uri, face_index, bbox, embedding FROM "{info.faces_table}"
+            WHERE embedding IS NOT NULL ORDER BY face_id"""
+    ).to_arrow_table()
+    return FaceMatrix(
+        table=info.name,
+        version=info.version,
+        face_id=tbl.column("face_id").to_numpy().astype(np.int64),
+        matrix=_fixed_to_numpy(tbl.column("embedding"), info.dim),
+        uri=np.asarray(tbl.column("uri").to_pylist(), dtype=object),
+        face_index=tbl.column("face_index").to_numpy().astype(np.int32),
+        bbox=_fixed_to_numpy(tbl.column("bbox"), 4),
+    )
+
+
+def face_rows(
+    con: duckdb.DuckDBPyConnection, info: TableInfo, *, face_ids: Sequence[int] | None = None,
+    uri: str | None = None,
+) -> list[dict[str, object]]:
+    """Face rows (with embeddings as numpy arrays) selected by id or by object URI."""
+    where, params = [], []
+    if face_ids is not None:
+        where.append("list_contains(?, face_id)")
+        params.append(list(map(int, face_ids)))
+    if uri is not None:
+        where.append("uri = ?")
+        params.append(uri)
+    sql = f'SELECT face_id, uri, face_index, bbox, det_score, embedding, status FROM "{info.faces_table}"'
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY face_id"
+    rows = con.execute(sql, params).fetchall()
+    keys = ("face_id", "uri", "face_index", "bbox", "det_score", "embedding", "status")
+    out = []
+    for row in rows:
+        d = dict(zip(keys, row, strict=True))
+        if d["embedding"] is not None:
+            d["embedding"] = np.asarray(d["embedding"], np.float32)
+        out.append(d)
+    return out
