@@ -59,11 +59,11 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version stored in the file (0 for a file without Lookalike's catalog)."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lookalike_meta' AND schema_name = 'main'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists[0][0]:
         return 0
-    row = con.execute("SELECT value FROM lookalike_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    row = con.execute("SELECT value FROM lookalike_meta WHERE key = 'schema_version'").fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

@@ -89,8 +89,8 @@ def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def find_table(con: duckdb.DuckDBPyConnection, name: str) -> TableInfo | None:
-    row = con.execute(_TABLE_SELECT + " WHERE t.name = ?", [name]).fetchone()
-    return _table_from_row(row) if row else None
+    rows = con.execute(_TABLE_SELECT + " WHERE t.name = ?", [name]).fetchall()
+    return _table_from_row(rows[0]) if rows else None
 
 
 def get_table(con: duckdb.DuckDBPyConnection, name: str) -> TableInfo:
@@ -148,8 +148,7 @@ def table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
                       count(*) FILTER (WHERE status = 'error'), coalesce(sum(n_faces), 0)
                FROM lookalike_objects WHERE tbl = ?""",
             [name],
-        ).fetchone()
-        assert counts is not None
+        ).fetchall()[0]
         out.append(
             {
                 "name": name,

@@ -54,7 +54,8 @@ def top_k(
         else:
             score = sim
         if k < n:
-            part = np.argpartition(-score, k - 1, axis=1)[:, :k]
+            # largest k scores; partitioning at n - k avoids negating (copying) the whole block
+            part = np.argpartition(score, n - k, axis=1)[:, n - k :]
         else:
             part = np.broadcast_to(np.arange(n), (stop - start, n)).copy()
         part_score = np.take_along_axis(score, part, axis=1)

@@ -1,0 +1,325 @@
+"""The Python API: a :class:`Dataset` to index photos into, search and verify faces with.
+
+Example::
+
+    import lookalike
+
+    ds = lookalike.open("photos.duckdb")
+    ds.index("~/Pictures")                       # incremental: only new or changed photos are embedded
+    for hit in ds.search("query.jpg", top_k=5):   # every face in query.jpg
+        print(hit.rank, hit.uri, hit.distance, hit.same_person)
+    print(ds.verify("a.jpg", "b.jpg").same_person)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike import config
+from lookalike.dataset import reader, store, writer
+from lookalike.embedding import detect_and_embed
+from lookalike.errors import InvalidArgument, LookalikeError, NoFaceError, SearchError
+from lookalike.faces.registry import get_card, get_model
+from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
+from lookalike.ingest import DEFAULT_CHUNK, IndexReport, normalise_source, run_index
+from lookalike.records import QueryFace
+from lookalike.search import cache
+from lookalike.search.distances import Distance, parse_distance, threshold_for
+from lookalike.search.exact import top_k as exact_top_k
+from lookalike.storage import StorageOptions, read_object
+
+#: A query: a path or URI of an image, ``face:ID`` for an indexed face, raw image bytes, or embedding(s).
+Query = str | bytes | np.ndarray
+
+_FACE_PREFIX = "face:"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result row: a query face, and one of its nearest indexed faces."""
+
+    query_uri: str
+    query_face: int
+    rank: int
+    uri: str
+    face: int
+    face_id: int
+    bbox: tuple[float, float, float, float]
+    distance: float
+    same_person: bool
+    query_bbox: tuple[float, float, float, float] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "query_uri": self.query_uri,
+            "query_face": self.query_face,
+            "query_bbox": list(self.query_bbox) if self.query_bbox is not None else None,
+            "rank": self.rank,
+            "uri": self.uri,
+            "face": self.face,
+            "face_id": self.face_id,
+            "bbox": [round(v, 1) for v in self.bbox],
+            "distance": round(self.distance, 6),
+            "same_person": self.same_person,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Rows of a search, plus the queries that could not be used (when ``skip_errors`` was set)."""
+
+    hits: list[SearchHit]
+    queries: list[QueryFace]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Are the main faces of two images the same person?"""
+
+    a: QueryFace
+    b: QueryFace
+    model: str
+    distance: float
+    threshold: float
+    same_person: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "a": {"uri": self.a.uri, "face": self.a.face_index, "bbox": _bbox_list(self.a.bbox)},
+            "b": {"uri": self.b.uri, "face": self.b.face_index, "bbox": _bbox_list(self.b.bbox)},
+            "model": self.model,
+            "distance": round(self.distance, 6),
+            "threshold": self.threshold,
+            "same_person": self.same_person,
+        }
+
+
+def _bbox_list(bbox: tuple[float, ...] | None) -> list[float] | None:
+    return [round(v, 1) for v in bbox] if bbox is not None else None
+
+
+class Dataset:
+    """A Lookalike dataset: a DuckDB file with named face tables.
+
+    Connections are opened per operation and closed straight away, so other processes can use the same file
+    in between (DuckDB allows one writing process at a time).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        storage_options: StorageOptions | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.path = os.fspath(path if path is not None else config.default_dataset())
+        self.storage_options = storage_options
+        self.max_pixels = max_pixels
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.path!r})"
+
+    # ------------------------------------------------------------------------------------------ writing
+
+    def index(
+        self,
+        *sources: str,
+        table: str = config.DEFAULT_TABLE,
+        model: str | None = None,
+        workers: int = 1,
+        executor: str = "local",
+        chunk_size: int = DEFAULT_CHUNK,
+        on_plan: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> IndexReport:
+        """Embed every face of the photos in ``sources`` into ``table`` (incremental and resumable).
+
+        ``sources`` are folders, files, globs or ``file://``, ``s3://``, ``gs://`` URIs. ``model`` defaults to
+        the table's model, or the default model for a new table.
+        """
+        if not sources:
+            raise InvalidArgument("index needs at least one source folder, file, glob or URI")
+        return run_index(
+            self.path,
+            sources,
+            table=table,
+            model=model,
+            workers=workers,
+            executor=executor,
+            chunk_size=chunk_size,
+            storage_options=self.storage_options,
+            max_pixels=self.max_pixels,
+            on_plan=on_plan,
+            on_progress=on_progress,
+        )
+
+    def drop_table(self, table: str) -> None:
+        with writer(self.path) as con:
+            store.drop_table(con, table)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def tables(self) -> list[dict[str, object]]:
+        """Each table with its model, dimension, version and object / face / error counts."""
+        if not os.path.exists(self.path):
+            return []
+        with reader(self.path) as con:
+            return store.table_stats(con)
+
+    def table(self, name: str = config.DEFAULT_TABLE) -> store.TableInfo:
+        with reader(self.path) as con:
+            return store.get_table(con, name)
+
+    def _matrix(self, table: str) -> tuple[store.TableInfo, store.FaceMatrix]:
+        with reader(self.path) as con:
+            info = store.get_table(con, table)
+
+            def load() -> store.FaceMatrix:
+                return store.load_matrix(con, info)
+
+            return info, cache.get_matrix(self.path, table, info.version, load)
+
+    # ------------------------------------------------------------------------------------------ faces
+
+    def _read_image(self, query: str | bytes) -> tuple[str, np.ndarray]:
+        if isinstance(query, bytes):
+            return "<upload>", decode_image(query, uri="<upload>", max_pixels=self.max_pixels)
+        uri = normalise_source(query)
+        data = read_object(uri, options=self.storage_options)
+        return uri, decode_image(data, uri=uri, max_pixels=self.max_pixels)
+
+    def embed(
+        self, images: Sequence[str | bytes], *, model: str | None = None, largest: bool = False
+    ) -> list[list[QueryFace]]:
+        """Faces and embeddings of each image (all faces, or only the largest), in one batched model call."""
+        face_model = get_model(model)
+        loaded = [self._read_image(img) for img in images]
+        found = detect_and_embed(face_model, [img for _, img in loaded], largest_only=largest)
+        out: list[list[QueryFace]] = []
+        for (uri, _), (faces, emb) in zip(loaded, found, strict=True):
+            out.append(
+                [
+                    QueryFace(uri=uri, face_index=i, bbox=f.bbox, embedding=emb[i], score=f.score)
+                    for i, f in enumerate(faces)
+                ]
+            )
+        return out
+
+    def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
+        raw = query[len(_FACE_PREFIX) :]
+        if not raw.isdigit():
+            raise InvalidArgument(f"bad face reference {query!r}", hint="use face:ID with a numeric face id")
+        with reader(self.path) as con:
+            rows = store.face_rows(con, info, face_ids=[int(raw)])
+        if not rows or rows[0]["embedding"] is None:
+            raise SearchError(f"no indexed face with id {raw} in table {info.name!r}")
+        row = rows[0]
+        bbox = tuple(float(v) for v in row["bbox"])  # type: ignore[attr-defined]
+        return QueryFace(
+            uri=str(row["uri"]),
+            face_index=int(row["face_index"]),  # type: ignore[call-overload]
+            bbox=bbox,  # type: ignore[arg-type]
+            embedding=row["embedding"],  # type: ignore[arg-type]
+        )
+
+    def _query_faces(
+        self, info: store.TableInfo, queries: Sequence[Query], largest: bool, skip_errors: bool
+    ) -> tuple[list[QueryFace], list[tuple[str, str]]]:
+        faces: list[QueryFace] = []
+        errors: list[tuple[str, str]] = []
+        images: list[str | bytes] = []
+        for q in queries:
+            if isinstance(q, np.ndarray):
+                vecs = np.atleast_2d(np.asarray(q, np.float32))
+                faces.extend(QueryFace("<vector>", i, None, v) for i, v in enumerate(vecs))
+            elif isinstance(q, str) and q.startswith(_FACE_PREFIX):
+                faces.append(self._indexed_face(info, q))
+            else:
+                images.append(q)
+        for img in images:
+            name = "<upload>" if isinstance(img, bytes) else img
+            try:
+                found = self.embed([img], model=info.model, largest=largest)[0]
+                if not found:
+                    raise NoFaceError(f"no face detected in query image {name!r}")
+            except LookalikeError as err:
+                if not skip_errors:
+                    raise
+                errors.append((name, str(err)))
+                continue
+            faces.extend(found)
+        return faces, errors
+
+    def search(
+        self,
+        queries: Query | Sequence[Query],
+        *,
+        table: str = config.DEFAULT_TABLE,
+        top_k: int = 5,
+        distance: Distance | str = "cosine",
+        largest: bool = False,
+        skip_errors: bool = False,
+    ) -> SearchResult:
+        """The ``top_k`` nearest indexed faces to every face of every query, in one pass over the table.
+
+        Queries are image paths/URIs (every face in them, or only the largest with ``largest=True``), raw image
+        bytes, ``face:ID`` for an indexed face, or embedding vectors. ``skip_errors`` records a query that
+        fails (unreadable, no face) in ``result.errors`` instead of raising.
+        """
+        dist = parse_distance(distance)
+        if top_k < 1:
+            raise InvalidArgument(f"top_k must be at least 1, got {top_k}")
+        qlist: list[Query] = [queries] if isinstance(queries, (str, bytes, np.ndarray)) else list(queries)
+        info, matrix = self._matrix(table)
+        qfaces, errors = self._query_faces(info, qlist, largest, skip_errors)
+        if not qfaces:
+            return SearchResult(hits=[], queries=[], errors=errors)
+        qmat = np.stack([q.embedding for q in qfaces]).astype(np.float32)
+        if qmat.shape[1] != info.dim:
+            raise SearchError(f"query vectors have {qmat.shape[1]} dimensions, table {table!r} has {info.dim}")
+        idx, dists = exact_top_k(matrix.matrix, qmat, top_k, dist)
+        thr = threshold_for(dist, info.threshold)
+        hits: list[SearchHit] = []
+        for qi, q in enumerate(qfaces):
+            for rank, (row, d) in enumerate(zip(idx[qi], dists[qi], strict=True), start=1):
+                bbox = matrix.bbox[row]
+                hits.append(
+                    SearchHit(
+                        query_uri=q.uri,
+                        query_face=q.face_index,
+                        query_bbox=q.bbox,
+                        rank=rank,
+                        uri=str(matrix.uri[row]),
+                        face=int(matrix.face_index[row]),
+                        face_id=int(matrix.face_id[row]),
+                        bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+                        distance=float(d),
+                        same_person=bool(d <= thr),
+                    )
+                )
+        return SearchResult(hits=hits, queries=qfaces, errors=errors)
+
+    def verify(self, a: str | bytes, b: str | bytes, *, model: str | None = None) -> VerifyResult:
+        """Compare the largest face of image ``a`` with the largest face of image ``b``."""
+        card = get_card(model)
+        fa, fb = self.embed([a, b], model=card.name, largest=True)
+        for faces, img in ((fa, a), (fb, b)):
+            if not faces:
+                name = "<upload>" if isinstance(img, bytes) else img
+                raise NoFaceError(f"no face detected in {name!r}")
+        dist = float(1.0 - float(np.dot(fa[0].embedding, fb[0].embedding)))
+        return VerifyResult(
+            a=fa[0], b=fb[0], model=card.name, distance=dist, threshold=card.threshold,
+            same_person=dist <= card.threshold,
+        )
+
+
+def open(path: str | Path | None = None, **kwargs: object) -> Dataset:  # noqa: A001 - mirrors duckdb.connect
+    """Open (or create on first write) the dataset at ``path`` (default ``./lookalike.duckdb``)."""
+    return Dataset(path, **kwargs)  # type: ignore[arg-type]

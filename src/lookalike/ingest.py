@@ -1,0 +1,190 @@
+"""The embedding job: list sources, diff them against the dataset, embed what is new or changed, write.
+
+The job is incremental and resumable:
+
+1. **List** every source. A source that cannot be listed is reported and left alone: none of its stored rows
+   are removed because of a failed listing.
+2. **Diff** against the objects stored for the table: new and changed objects (by fingerprint: generation,
+   md5 or etag plus size) are embedded; unchanged objects that failed before are retried; unchanged objects
+   that succeeded are skipped; stored objects of a listed source that are gone are removed.
+3. **Embed** in chunks on an executor (this process, local processes, or a cluster).
+4. **Write** each chunk in its own transaction, on a short-lived connection. A job killed at any moment keeps
+   every chunk committed before, and the next run starts where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lookalike.dataset import store
+from lookalike.dataset.connection import connect
+from lookalike.embedding import embed_objects
+from lookalike.errors import LookalikeError
+from lookalike.executors import get_executor
+from lookalike.faces.registry import get_card
+from lookalike.images import DEFAULT_MAX_PIXELS
+from lookalike.records import ObjectResult
+from lookalike.storage import ObjectInfo, StorageOptions, list_objects
+
+#: Objects per chunk: one unit of work for a worker and one committed transaction.
+DEFAULT_CHUNK = 32
+
+
+@dataclass(slots=True)
+class IndexReport:
+    """What an ``index`` run did. ``failed`` objects have a row with an error status (see ``errors``)."""
+
+    table: str
+    model: str
+    listed: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    no_face: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (uri or source, message)
+    source_errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "model": self.model,
+            "listed": self.listed,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "no_face": self.no_face,
+            "faces": self.faces,
+            "seconds": round(self.seconds, 3),
+            "errors": [{"uri": u, "message": m} for u, m in self.errors],
+            "source_errors": [{"source": s, "message": m} for s, m in self.source_errors],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPlan:
+    todo: list[tuple[str, ObjectInfo]]
+    is_update: dict[str, bool]
+    removed: list[str]
+    unchanged: int
+    listed: int
+
+
+def normalise_source(source: str) -> str:
+    """Local paths become absolute, so ``photos`` and ``./photos`` are the same source; URIs stay as given."""
+    if "://" in source:
+        return source
+    return os.path.abspath(os.path.expanduser(source))
+
+
+def plan_index(
+    stored: dict[str, store.StoredObject],
+    listing: Sequence[tuple[str, ObjectInfo]],
+    listed_sources: set[str],
+) -> IndexPlan:
+    """Decide what to embed, what to skip and what to remove (pure function, easy to test)."""
+    todo: list[tuple[str, ObjectInfo]] = []
+    is_update: dict[str, bool] = {}
+    seen: set[str] = set()
+    unchanged = 0
+    for source, info in listing:
+        if info.uri in seen:  # listed by two overlapping sources
+            continue
+        seen.add(info.uri)
+        old = stored.get(info.uri)
+        if old is not None and old.fingerprint == info.fingerprint and old.status != "error":
+            unchanged += 1
+            continue
+        todo.append((source, info))
+        is_update[info.uri] = old is not None
+    removed = [
+        uri for uri, old in stored.items() if old.source in listed_sources and uri not in seen
+    ]
+    return IndexPlan(todo=todo, is_update=is_update, removed=sorted(removed), unchanged=unchanged,
+                     listed=len(seen))
+
+
+def run_index(
+    dataset_path: str | Path,
+    sources: Sequence[str],
+    *,
+    table: str,
+    model: str | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    chunk_size: int = DEFAULT_CHUNK,
+    storage_options: StorageOptions | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IndexReport:
+    """Index ``sources`` into ``table`` of the dataset at ``dataset_path``; see the module docstring."""
+    started = time.perf_counter()
+    with connect(dataset_path) as con:
+        from lookalike.dataset.schema import migrate
+
+        migrate(con)
+        existing = store.find_table(con, table)
+        card = get_card(model if model is not None or existing is None else existing.model)
+        info = store.ensure_table(con, table, card)
+        stored = store.stored_objects(con, table)
+    report = IndexReport(table=table, model=card.name)
+
+    listing: list[tuple[str, ObjectInfo]] = []
+    listed_sources: set[str] = set()
+    for raw in sources:
+        source = normalise_source(raw)
+        try:
+            listing.extend(list_objects([source], options=storage_options))
+        except LookalikeError as err:
+            report.source_errors.append((raw, str(err)))
+            continue
+        listed_sources.add(source)
+
+    plan = plan_index(stored, listing, listed_sources)
+    report.listed = plan.listed
+    report.unchanged = plan.unchanged
+    if on_plan:
+        on_plan(len(plan.todo))
+    if plan.removed:
+        with connect(dataset_path) as con:
+            report.removed = store.remove_objects(con, info, plan.removed)
+
+    chunks = [plan.todo[i : i + chunk_size] for i in range(0, len(plan.todo), chunk_size)]
+    runner = get_executor(executor, workers)
+    try:
+        args = ((card.name, chunk, storage_options, max_pixels) for chunk in chunks)
+        for results in runner.imap_unordered(embed_objects, args):
+            with connect(dataset_path) as con:
+                store.write_results(con, info, results)
+            _tally(report, results, plan.is_update)
+            if on_progress:
+                on_progress(len(results))
+    finally:
+        runner.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _tally(report: IndexReport, results: Sequence[ObjectResult], is_update: dict[str, bool]) -> None:
+    for res in results:
+        if is_update.get(res.info.uri):
+            report.updated += 1
+        else:
+            report.added += 1
+        if res.status == "error":
+            report.failed += 1
+            report.errors.append((res.info.uri, res.error or "unknown error"))
+        elif res.status == "no_face":
+            report.no_face += 1
+        else:
+            report.faces += len(res.faces)
