@@ -184,3 +184,15 @@ def test_not_a_duckdb_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a DuckDB database"):
         ds.tables()
     assert bogus.read_text() == "hello, I am a text file"  # nothing was overwritten
+
+
+def test_worker_processes_give_the_same_rows(tmp_path: Path, photos: Path) -> None:
+    one = lookalike.open(tmp_path / "one.duckdb")
+    two = lookalike.open(tmp_path / "two.duckdb")
+    one.index(str(photos / "Tony_Blair"), str(photos / "Ariel_Sharon"))
+    report = two.index(str(photos / "Tony_Blair"), str(photos / "Ariel_Sharon"), workers=2, chunk_size=2)
+    assert report.added == 6 and report.failed == 0
+    q = str(DATA / "queries" / "Ariel_Sharon_0010.jpg")
+    a = [(Path(h.uri).name, round(h.distance, 4)) for h in one.search(q, top_k=6).hits]
+    b = [(Path(h.uri).name, round(h.distance, 4)) for h in two.search(q, top_k=6).hits]
+    assert a == b
