@@ -305,18 +305,22 @@ def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequ
 
 
 def _fixed_to_numpy(col: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if len(arr) == 0:
-        return np.zeros((0, width), np.float32)
-    values = arr.values.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(values.reshape(-1, width), dtype=np.float32)
+    """A fixed-size-list column as a C-contiguous ``(n, width)`` float32 array, copied once."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = np.empty((sum(len(c) for c in chunks), width), np.float32)
+    pos = 0
+    for chunk in chunks:
+        flat = chunk.flatten().to_numpy(zero_copy_only=False)  # flatten() honours the chunk's offset
+        out[pos : pos + len(chunk)] = flat.reshape(-1, width)
+        pos += len(chunk)
+    return out
 
 
 def load_matrix(con: duckdb.DuckDBPyConnection, info: TableInfo) -> FaceMatrix:
-    """Read every embedded face of ``info`` into one contiguous matrix (rows ordered by face_id)."""
+    """Read every embedded face of ``info`` into one contiguous matrix (rows in storage order)."""
     tbl = con.sql(
         f"""SELECT face_id, uri, face_index, bbox, embedding FROM "{info.faces_table}"
-            WHERE embedding IS NOT NULL ORDER BY face_id"""
+            WHERE embedding IS NOT NULL"""
     ).to_arrow_table()
     return FaceMatrix(
         table=info.name,
