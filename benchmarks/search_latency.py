@@ -93,12 +93,11 @@ def main() -> None:
         for m in args.queries:
             q = matrix[rng.integers(0, n, m)] + rng.standard_normal((m, matrix.shape[1]), dtype=np.float32) * 0.05
             q /= np.linalg.norm(q, axis=1, keepdims=True)
-            t = _best(lambda q=q: top_k(matrix, q, args.top_k), args.repeat)
+            t = _best(lambda q=q, mat=matrix: top_k(mat, q, args.top_k), args.repeat)
             ratio = t / floor
             print(f"   {m:>4} queries  {t * 1e3:8.1f} ms  ({t / m * 1e3:.2f} ms/query, {ratio:.2f}x floor)")
             results.append(
-                {"n": n, "queries": m, "seconds": t, "floor_seconds": floor, "ratio_to_floor": ratio,
-                 "gb_per_s": gbps}
+                {"n": n, "queries": m, "seconds": t, "floor_seconds": floor, "ratio_to_floor": ratio, "gb_per_s": gbps}
             )
         del matrix
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}

@@ -315,11 +315,15 @@ class Dataset:
                 raise NoFaceError(f"no face detected in {name!r}")
         dist = float(1.0 - float(np.dot(fa[0].embedding, fb[0].embedding)))
         return VerifyResult(
-            a=fa[0], b=fb[0], model=card.name, distance=dist, threshold=card.threshold,
+            a=fa[0],
+            b=fb[0],
+            model=card.name,
+            distance=dist,
+            threshold=card.threshold,
             same_person=dist <= card.threshold,
         )
 
 
-def open(path: str | Path | None = None, **kwargs: object) -> Dataset:  # noqa: A001 - mirrors duckdb.connect
+def open(path: str | Path | None = None, **kwargs: object) -> Dataset:
     """Open (or create on first write) the dataset at ``path`` (default ``./lookalike.duckdb``)."""
     return Dataset(path, **kwargs)  # type: ignore[arg-type]

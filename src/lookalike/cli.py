@@ -100,8 +100,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--model", default=None, help=f"Face model (see 'lookalike models') [default: {DEFAULT_MODEL}]")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--strict", is_flag=True, help="Exit 3 when any photo failed.")
-@click.option("--chunk-size", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(min=1),
-              help="Photos per committed batch.")
+@click.option(
+    "--chunk-size",
+    default=DEFAULT_CHUNK,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Photos per committed batch.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
@@ -127,8 +132,9 @@ def index(
 
     def on_plan(total: int) -> None:
         nonlocal bar
-        bar = tqdm(total=total, unit="photo", desc="indexing", disable=True if quiet or as_json else None,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=total, unit="photo", desc="indexing", disable=True if quiet or as_json else None, file=sys.stderr
+        )
 
     def on_progress(n: int) -> None:
         if bar is not None:
@@ -136,8 +142,15 @@ def index(
 
     ds = Dataset(dataset)
     try:
-        report = ds.index(*sources, table=table, model=model, workers=workers,
-                          chunk_size=chunk_size, on_plan=on_plan, on_progress=on_progress)
+        report = ds.index(
+            *sources,
+            table=table,
+            model=model,
+            workers=workers,
+            chunk_size=chunk_size,
+            on_plan=on_plan,
+            on_progress=on_progress,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -164,8 +177,7 @@ def index(
 @dataset_option
 @table_option
 @click.option("--top-k", "top_k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--distance", type=click.Choice(DISTANCES, case_sensitive=False), default="cosine",
-              show_default=True)
+@click.option("--distance", type=click.Choice(DISTANCES, case_sensitive=False), default="cosine", show_default=True)
 @click.option("--largest", is_flag=True, help="Use only the largest face of each query image.")
 @json_option
 @handle_errors
@@ -183,8 +195,9 @@ def search(
     An IMAGE is a path or URI, or face:ID to search with an already indexed face.
     """
     ds = Dataset(dataset)
-    result = ds.search(list(images), table=table, top_k=top_k, distance=distance, largest=largest,
-                       skip_errors=len(images) > 1)
+    result = ds.search(
+        list(images), table=table, top_k=top_k, distance=distance, largest=largest, skip_errors=len(images) > 1
+    )
     for name, msg in result.errors:
         click.echo(f"error: {msg}" if name in msg else f"error: {name}: {msg}", err=True)
     if as_json:

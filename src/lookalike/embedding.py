@@ -15,7 +15,7 @@ from lookalike.errors import LookalikeError
 from lookalike.faces.registry import get_model
 from lookalike.faces.types import DetectedFace, FaceModel
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
-from lookalike.records import ObjectResult
+from lookalike.records import ObjectResult, ObjectStatus
 from lookalike.storage import ObjectInfo, StorageOptions, read_many
 
 
@@ -76,7 +76,7 @@ def embed_objects(
         for i, img in decoded:
             try:
                 found.extend(detect_and_embed(model, [img]))
-            except Exception as err:  # noqa: BLE001 - recorded as this object's status
+            except Exception as err:
                 found.append(([], np.zeros((0, model.card.dim), np.float32)))
                 results[i] = ObjectResult(
                     info=items[i][1], source=items[i][0], status="error", error=f"face model failed: {err}"
@@ -85,6 +85,6 @@ def embed_objects(
         if results[i] is not None:
             continue
         source, info = items[i]
-        status = "ok" if faces else "no_face"
+        status: ObjectStatus = "ok" if faces else "no_face"
         results[i] = ObjectResult(info=info, source=source, status=status, faces=faces, embeddings=emb)
     return [r for r in results if r is not None]

@@ -106,11 +106,8 @@ def plan_index(
             continue
         todo.append((source, info))
         is_update[info.uri] = old is not None
-    removed = [
-        uri for uri, old in stored.items() if old.source in listed_sources and uri not in seen
-    ]
-    return IndexPlan(todo=todo, is_update=is_update, removed=sorted(removed), unchanged=unchanged,
-                     listed=len(seen))
+    removed = [uri for uri, old in stored.items() if old.source in listed_sources and uri not in seen]
+    return IndexPlan(todo=todo, is_update=is_update, removed=sorted(removed), unchanged=unchanged, listed=len(seen))
 
 
 def run_index(

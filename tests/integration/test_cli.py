@@ -118,9 +118,20 @@ def test_killed_index_resumes_without_redoing_work(tmp_path: Path) -> None:
     shutil.copytree(DATA / "gray", photos / "gray")
     ds = tmp_path / "kill.duckdb"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lookalike.cli", "index", str(photos), "--dataset", str(ds), "--chunk-size", "1",
-         "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "lookalike.cli",
+            "index",
+            str(photos),
+            "--dataset",
+            str(ds),
+            "--chunk-size",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     committed = 0
     deadline = time.monotonic() + 120

@@ -95,11 +95,7 @@ def test_bad_files_get_a_status_row_and_the_job_goes_on(ds: lookalike.Dataset, p
         assert uri in messages and name in messages[uri]
 
     with duckdb.connect(ds.path, read_only=True) as con:
-        rows = dict(
-            con.execute(
-                "SELECT uri, status FROM faces_faces WHERE embedding IS NULL ORDER BY uri"
-            ).fetchall()
-        )
+        rows = dict(con.execute("SELECT uri, status FROM faces_faces WHERE embedding IS NULL ORDER BY uri").fetchall())
     assert rows[str(bad / "blank.png")] == "no face detected"
     assert rows[str(bad / "empty.jpg")].startswith("error:")
     # the good photos were all indexed
@@ -155,10 +151,10 @@ def test_search_by_indexed_face_and_by_vector(ds: lookalike.Dataset, photos: Pat
 
 
 def test_verify_same_and_different(ds: lookalike.Dataset) -> None:
-    same = ds.verify(str(DATA / "gallery/Hugo_Chavez/Hugo_Chavez_0001.jpg"),
-                     str(DATA / "queries/Hugo_Chavez_0010.jpg"))
-    diff = ds.verify(str(DATA / "gallery/Hugo_Chavez/Hugo_Chavez_0001.jpg"),
-                     str(DATA / "queries/Serena_Williams_0010.jpg"))
+    same = ds.verify(str(DATA / "gallery/Hugo_Chavez/Hugo_Chavez_0001.jpg"), str(DATA / "queries/Hugo_Chavez_0010.jpg"))
+    diff = ds.verify(
+        str(DATA / "gallery/Hugo_Chavez/Hugo_Chavez_0001.jpg"), str(DATA / "queries/Serena_Williams_0010.jpg")
+    )
     assert same.same_person and not diff.same_person
     assert same.distance < diff.distance
 

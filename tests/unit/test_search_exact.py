@@ -62,7 +62,7 @@ def test_query_is_its_own_nearest_neighbour() -> None:
 
 
 def test_empty_table_and_errors() -> None:
-    idx, dist = top_k(np.zeros((0, 4), np.float32), np.ones((2, 4), np.float32), 5)
+    idx, _ = top_k(np.zeros((0, 4), np.float32), np.ones((2, 4), np.float32), 5)
     assert idx.shape == (2, 0)
     with pytest.raises(InvalidArgument):
         top_k(np.ones((3, 4), np.float32), np.ones((1, 4), np.float32), 0)

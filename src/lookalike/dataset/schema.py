@@ -80,9 +80,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     try:
         for step in MIGRATIONS[found:SCHEMA_VERSION]:
             step(con)
-        con.execute(
-            "INSERT OR REPLACE INTO lookalike_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-        )
+        con.execute("INSERT OR REPLACE INTO lookalike_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

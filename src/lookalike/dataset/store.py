@@ -334,11 +334,15 @@ def load_matrix(con: duckdb.DuckDBPyConnection, info: TableInfo) -> FaceMatrix:
 
 
 def face_rows(
-    con: duckdb.DuckDBPyConnection, info: TableInfo, *, face_ids: Sequence[int] | None = None,
+    con: duckdb.DuckDBPyConnection,
+    info: TableInfo,
+    *,
+    face_ids: Sequence[int] | None = None,
     uri: str | None = None,
 ) -> list[dict[str, object]]:
     """Face rows (with embeddings as numpy arrays) selected by id or by object URI."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if face_ids is not None:
         where.append("list_contains(?, face_id)")
         params.append(list(map(int, face_ids)))

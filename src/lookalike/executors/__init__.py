@@ -22,9 +22,7 @@ def get_executor(name: str = "local", workers: int = 1) -> Executor:
     try:
         factory = EXECUTORS[name]
     except KeyError:
-        raise InvalidArgument(
-            f"unknown executor {name!r}", hint="available: " + ", ".join(sorted(EXECUTORS))
-        ) from None
+        raise InvalidArgument(f"unknown executor {name!r}", hint="available: " + ", ".join(sorted(EXECUTORS))) from None
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, got {workers}")
     return factory(workers)
