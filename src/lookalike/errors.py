@@ -7,6 +7,8 @@ with ``err.exit_code``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LookalikeError(Exception):
     """Base class of every error Lookalike raises on purpose."""
@@ -114,3 +116,75 @@ class SearchError(LookalikeError):
     """A search that cannot run (empty table, dimension mismatch...)."""
 
     code = "search_error"
+
+
+class SqlError(LookalikeError):
+    """A SQL statement that cannot be parsed or run (see :mod:`lookalike.sql`).
+
+    Besides the message and hint it says where: ``line`` and ``column`` (1-based, in the whole script), the
+    ``statement`` text, and for a script, which statement failed (``statement_index`` of
+    ``statement_count``, 1-based). ``cause`` is the code of the error that made the statement fail, when it
+    came from elsewhere in Lookalike (``unknown_model``, ``not_found``...).
+    """
+
+    code = "sql_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        statement: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, code=code)
+        self.line = line
+        self.column = column
+        self.statement = statement
+        self.cause = cause
+        self.statement_index: int | None = None
+        self.statement_count: int | None = None
+        self.committed: int = 0
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.column}: " if self.line is not None else ""
+        text = where + self.message
+        if self.statement_count is not None and self.statement_count > 1 and self.statement_index is not None:
+            n = self.statement_index
+            done = (
+                "nothing was committed"
+                if self.committed == 0
+                else "statement 1 was committed"
+                if self.committed == 1
+                else f"statements 1..{self.committed} were committed"
+            )
+            text += f" [statement {n} of {self.statement_count} failed; {done}]"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(super().to_dict())
+        out.update(
+            line=self.line,
+            column=self.column,
+            statement=self.statement,
+            statement_index=self.statement_index,
+            statement_count=self.statement_count,
+            committed=self.committed,
+            cause=self.cause,
+        )
+        return out
+
+
+class SqlParseError(SqlError):
+    """SQL text that is not valid BigQuery SQL (or one of the statement forms Lookalike adds)."""
+
+    code = "sql_parse_error"
+
+
+class SqlNotSupported(SqlError):
+    """Valid BigQuery SQL that Lookalike does not run (model training, Vertex AI endpoints...)."""
+
+    code = "sql_not_supported"

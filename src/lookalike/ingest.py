@@ -126,15 +126,8 @@ def run_index(
 ) -> IndexReport:
     """Index ``sources`` into ``table`` of the dataset at ``dataset_path``; see the module docstring."""
     started = time.perf_counter()
-    with connect(dataset_path) as con:
-        from lookalike.dataset.schema import migrate
-
-        migrate(con)
-        existing = store.find_table(con, table)
-        card = get_card(model if model is not None or existing is None else existing.model)
-        info = store.ensure_table(con, table, card)
-        stored = store.stored_objects(con, table)
-    report = IndexReport(table=table, model=card.name)
+    info, stored = _open_table(dataset_path, table, model)
+    report = IndexReport(table=table, model=info.model)
 
     listing: list[tuple[str, ObjectInfo]] = []
     listed_sources: set[str] = set()
@@ -148,6 +141,93 @@ def run_index(
         listed_sources.add(source)
 
     plan = plan_index(stored, listing, listed_sources)
+    _execute(
+        dataset_path,
+        info,
+        plan,
+        report,
+        workers=workers,
+        executor=executor,
+        chunk_size=chunk_size,
+        storage_options=storage_options,
+        max_pixels=max_pixels,
+        on_plan=on_plan,
+        on_progress=on_progress,
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def index_listed(
+    dataset_path: str | Path,
+    listing: Sequence[tuple[str, ObjectInfo]],
+    *,
+    table: str,
+    model: str | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    chunk_size: int = DEFAULT_CHUNK,
+    storage_options: StorageOptions | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IndexReport:
+    """Index objects the caller has already listed, as ``(source, info)`` pairs (no listing, no removal).
+
+    Used where the objects come from elsewhere than a fresh listing, e.g. the metadata cache of a SQL object
+    table. New and changed objects (by fingerprint) are embedded; unchanged ones are reused; stored objects
+    that are not in ``listing`` are left alone.
+    """
+    started = time.perf_counter()
+    info, stored = _open_table(dataset_path, table, model)
+    report = IndexReport(table=table, model=info.model)
+    plan = plan_index(stored, listing, set())
+    _execute(
+        dataset_path,
+        info,
+        plan,
+        report,
+        workers=workers,
+        executor=executor,
+        chunk_size=chunk_size,
+        storage_options=storage_options,
+        max_pixels=max_pixels,
+        on_plan=on_plan,
+        on_progress=on_progress,
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _open_table(
+    dataset_path: str | Path, table: str, model: str | None
+) -> tuple[store.TableInfo, dict[str, store.StoredObject]]:
+    """Create or migrate the dataset, get (or create) ``table`` and read its stored objects."""
+    with connect(dataset_path) as con:
+        from lookalike.dataset.schema import migrate
+
+        migrate(con)
+        existing = store.find_table(con, table)
+        card = get_card(model if model is not None or existing is None else existing.model)
+        info = store.ensure_table(con, table, card)
+        return info, store.stored_objects(con, table)
+
+
+def _execute(
+    dataset_path: str | Path,
+    info: store.TableInfo,
+    plan: IndexPlan,
+    report: IndexReport,
+    *,
+    workers: int,
+    executor: str,
+    chunk_size: int,
+    storage_options: StorageOptions | None,
+    max_pixels: int,
+    on_plan: Callable[[int], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Carry out ``plan``: remove what is gone, then embed and write the work in committed chunks."""
     report.listed = plan.listed
     report.unchanged = plan.unchanged
     if on_plan:
@@ -159,7 +239,7 @@ def run_index(
     chunks = [plan.todo[i : i + chunk_size] for i in range(0, len(plan.todo), chunk_size)]
     runner = get_executor(executor, workers)
     try:
-        args = ((card.name, chunk, storage_options, max_pixels) for chunk in chunks)
+        args = ((info.model, chunk, storage_options, max_pixels) for chunk in chunks)
         for results in runner.imap_unordered(embed_objects, args):
             with connect(dataset_path) as con:
                 store.write_results(con, info, results)
@@ -168,8 +248,6 @@ def run_index(
                 on_progress(len(results))
     finally:
         runner.close()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _tally(report: IndexReport, results: Sequence[ObjectResult], is_update: dict[str, bool]) -> None:

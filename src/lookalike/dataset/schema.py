@@ -9,6 +9,9 @@ Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's o
   indexing went (``status`` = ``ok`` | ``no_face`` | ``error``).
 - ``faces_<table>``: one row per detected face (``embedding FLOAT[dim]``), or one status row per object with no
   face or an error (``embedding`` NULL, ``status`` says why). Created per table by :func:`faces_ddl`.
+- ``lookalike_sql_*`` (version 2): the catalog of the SQL front end (:mod:`lookalike.sql`): models made with
+  ``CREATE MODEL``, object tables made with ``CREATE EXTERNAL TABLE`` and their metadata cache, and vector
+  index definitions.
 
 To change the schema: bump :data:`SCHEMA_VERSION` and append a function to :data:`MIGRATIONS` that upgrades the
 previous version in place. Migrations run in one transaction when a dataset is opened for writing.
@@ -23,7 +26,7 @@ import duckdb
 
 from lookalike.errors import DatasetError, InvalidArgument
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -51,8 +54,35 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SEQUENCE IF NOT EXISTS lookalike_face_id START 1")
 
 
+def _v2(con: duckdb.DuckDBPyConnection) -> None:
+    """The SQL front end's catalog. Names are ``schema.name``, lower case (DuckDB names ignore case)."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_sql_models (
+            name VARCHAR PRIMARY KEY, display_name VARCHAR NOT NULL, endpoint VARCHAR NOT NULL,
+            model VARCHAR NOT NULL, connection VARCHAR, created_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_sql_object_tables (
+            name VARCHAR PRIMARY KEY, display_name VARCHAR NOT NULL, uris VARCHAR[] NOT NULL,
+            connection VARCHAR, max_staleness_s DOUBLE, metadata_cache_mode VARCHAR, options JSON,
+            refreshed_at TIMESTAMPTZ, created_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_sql_object_cache (
+            tbl VARCHAR NOT NULL, uri VARCHAR NOT NULL, size BIGINT, content_type VARCHAR, updated TIMESTAMPTZ,
+            etag VARCHAR, md5 VARCHAR, generation VARCHAR, fingerprint VARCHAR)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_sql_vector_indexes (
+            tbl VARCHAR NOT NULL, name VARCHAR NOT NULL, display_name VARCHAR NOT NULL,
+            column_name VARCHAR NOT NULL, storing VARCHAR[], index_type VARCHAR NOT NULL,
+            distance_type VARCHAR NOT NULL, options JSON, created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            PRIMARY KEY (tbl, name))"""
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
