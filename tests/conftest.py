@@ -151,6 +151,8 @@ class S3Server:
             "s3_key": self.access_key,
             "s3_secret": self.secret_key,
             "s3_region": self.region,
+            # a loaded 2-core machine makes SeaweedFS answer 500 "internal error" while it grows a volume
+            "s3_max_attempts": 10,
         }
         fields.update(overrides)
         return StorageOptions(**fields)
@@ -163,6 +165,7 @@ class S3Server:
             key=self.access_key,
             secret=self.secret_key,
             client_kwargs={"endpoint_url": self.endpoint_url, "region_name": self.region},
+            config_kwargs={"retries": {"max_attempts": 10, "mode": "standard"}},
             skip_instance_cache=True,
             use_listings_cache=False,
         )

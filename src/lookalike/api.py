@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from lookalike.search import cache
 from lookalike.search.distances import Distance, parse_distance, threshold_for
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.storage import StorageOptions, read_object
+
+if TYPE_CHECKING:
+    from lookalike.sql.result import SqlResult
 
 #: A query: a path or URI of an image, ``face:ID`` for an indexed face, raw image bytes, or embedding(s).
 Query = str | bytes | np.ndarray
@@ -177,6 +181,7 @@ class Dataset:
             return store.get_table(con, name)
 
     def _matrix(self, table: str) -> tuple[store.TableInfo, store.FaceMatrix]:
+        """The table and its face matrix (a hook: ``lookalike.server`` reads it from a lock-tolerant snapshot)."""
         with reader(self.path) as con:
             info = store.get_table(con, table)
 
@@ -212,6 +217,7 @@ class Dataset:
         return out
 
     def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
+        """The indexed face ``face:ID`` as a query (a hook, like :meth:`_matrix`)."""
         raw = query[len(_FACE_PREFIX) :]
         if not raw.isdigit():
             raise InvalidArgument(f"bad face reference {query!r}", hint="use face:ID with a numeric face id")
@@ -321,6 +327,23 @@ class Dataset:
             distance=dist,
             threshold=card.threshold,
             same_person=dist <= card.threshold,
+        )
+
+    # ------------------------------------------------------------------------------------------ SQL
+
+    def sql(self, text: str, *, on_result: Callable[[SqlResult], None] | None = None) -> list[SqlResult]:
+        """Run BigQuery-dialect SQL statements on this dataset; one :class:`~lookalike.sql.SqlResult` each.
+
+        The Google Cloud face-search demo's statements run as they are, with names and paths changed
+        (``CREATE MODEL ... OPTIONS(ENDPOINT = 'default')``, ``CREATE EXTERNAL TABLE``,
+        ``ML.GENERATE_EMBEDDING``, ``VECTOR_SEARCH``...); see :mod:`lookalike.sql`. Each statement is
+        committed when it succeeds; the first that fails raises :class:`~lookalike.errors.SqlError` saying
+        where. ``on_result`` is called with each result as soon as its statement has run.
+        """
+        from lookalike.sql import run_script
+
+        return run_script(
+            self.path, text, storage_options=self.storage_options, max_pixels=self.max_pixels, on_result=on_result
         )
 
 

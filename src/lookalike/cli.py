@@ -301,5 +301,106 @@ def drop_table(table: str, dataset: str | None, yes: bool) -> None:
     click.echo(f"dropped table {table!r}")
 
 
+@main.command()
+@dataset_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; any other than loopback needs --token.",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token", default=None, metavar="T", help="API token required on every /v1 call [default: $LOOKALIKE_TOKEN]."
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages from ORIGIN call the API (repeatable; CORS is off by default).",
+)
+@click.option(
+    "--max-upload-mb", default=20, show_default=True, type=click.IntRange(min=1), help="Largest uploaded photo."
+)
+@click.option(
+    "--max-pixels",
+    default=50_000_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest uploaded photo in pixels (width x height).",
+)
+@handle_errors
+def serve(
+    dataset: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    cors_origins: tuple[str, ...],
+    max_upload_mb: int,
+    max_pixels: int,
+) -> None:
+    """Serve the REST API (/v1, docs at /docs) and the web page (/) for the dataset."""
+    from lookalike.server import check_bind, resolve_token
+    from lookalike.server import serve as run_server
+
+    token = resolve_token(token)
+    check_bind(host, token)
+    path = dataset if dataset is not None else config.default_dataset()
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {path} on http://{shown}:{port}/ (API docs: /docs)", err=True)
+    run_server(
+        path,
+        host=host,
+        port=port,
+        token=token,
+        cors_origins=cors_origins,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
+        max_pixels=max_pixels,
+    )
+
+
+@main.command("sql")
+@click.argument("statements", required=False)
+@click.option(
+    "-f", "--file", "file", type=click.File("r"), default=None, help="Read the statements from FILE ('-' for stdin)."
+)
+@dataset_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: every statement's result; json / csv: the last statement's rows.",
+)
+@handle_errors
+def sql(statements: str | None, file: Any, dataset: str | None, fmt: str) -> None:
+    """Run BigQuery-dialect SQL STATEMENTS (or a file of them) on the dataset.
+
+    \b
+    The Google Cloud face-search demo runs with only names and paths changed:
+      lookalike sql -f examples/demo.sql
+      lookalike sql "SELECT uri, size FROM face_search.faces LIMIT 3" --format json
+    """
+    from lookalike.sql import SqlResult, to_csv, to_json, to_text
+
+    if (statements is None) == (file is None):
+        raise click.UsageError("give either STATEMENTS or -f FILE")
+    text = statements if statements is not None else file.read()
+
+    def show(result: SqlResult) -> None:
+        for notice in result.notices:
+            click.echo(f"notice: {notice}", err=True)
+        if fmt == "table":
+            click.echo(to_text(result))
+
+    results = Dataset(dataset).sql(text, on_result=show)
+    if fmt == "json":
+        click.echo(to_json(results[-1]))
+    elif fmt == "csv":
+        click.echo(to_csv(results[-1]), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

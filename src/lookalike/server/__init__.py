@@ -1,0 +1,45 @@
+"""``lookalike serve``: the REST API and the web page (FastAPI + uvicorn).
+
+Build the app with :func:`create_app`, or run it with :func:`serve`::
+
+    from lookalike.server import serve
+    serve("photos.duckdb", host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+from lookalike.server.app import create_app
+from lookalike.server.security import check_bind, resolve_token
+from lookalike.server.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
+
+
+def serve(
+    dataset_path: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    cors_origins: tuple[str, ...] = (),
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    log_level: str = "info",
+) -> None:
+    """Run the server until interrupted. Refuses a non-loopback ``host`` without a token.
+
+    ``token`` defaults to ``$LOOKALIKE_TOKEN``.
+    """
+    import uvicorn
+
+    token = resolve_token(token)
+    check_bind(host, token)
+    app = create_app(
+        dataset_path,
+        token=token,
+        cors_origins=cors_origins,
+        max_upload_bytes=max_upload_bytes,
+        max_pixels=max_pixels,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+
+
+__all__ = ["create_app", "serve"]

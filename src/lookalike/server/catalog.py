@@ -1,0 +1,261 @@
+"""The server's view of the dataset: readable while another process writes to it.
+
+DuckDB lets one process at a time hold a database file open for writing, and while it does, no other process
+can open the file at all, not even read-only. ``lookalike index`` (or an index job started through the API)
+opens the file once per committed chunk, so the file is free most of the time but locked in short windows.
+
+The :class:`Catalog` therefore
+
+* opens a short read-only connection per look (never holding one between requests), with a short lock
+  timeout, and only every ``refresh_interval`` seconds per table;
+* keeps, per table, a :class:`TableSnapshot`: the table's catalog row and its face matrix (from the per-process
+  matrix cache, :mod:`lookalike.search.cache`, keyed by table version);
+* when the file is locked, answers from the last snapshot it could read (``stale=True``) instead of waiting;
+  the next look after the lock is gone sees the new table version and reloads the matrix.
+
+Only when it has never read a table does it wait longer (``cold_lock_timeout``) for the lock to go away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import duckdb
+import numpy as np
+
+from lookalike.api import Dataset
+from lookalike.dataset import store
+from lookalike.dataset.connection import connect
+from lookalike.dataset.schema import SCHEMA_VERSION, current_version
+from lookalike.errors import DatasetError, DatasetLocked, InvalidArgument, TableNotFound
+from lookalike.records import QueryFace
+from lookalike.search import cache
+from lookalike.server.errors import NotFound
+
+T = TypeVar("T")
+
+#: Seconds to wait for the lock when a stale answer is available (then the stale answer is used).
+DEFAULT_LOCK_TIMEOUT_S = 0.25
+#: Seconds to wait for the lock when there is nothing to fall back on yet.
+DEFAULT_COLD_LOCK_TIMEOUT_S = 5.0
+#: Seconds during which a table's snapshot is used without looking at the file again.
+DEFAULT_REFRESH_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TableSnapshot:
+    """One table as last read: its catalog row and its face matrix (rows ordered by ``face_id``).
+
+    ``stale`` is true when the last attempt to look at the file found it locked, so newer rows may exist.
+    """
+
+    info: store.TableInfo
+    matrix: store.FaceMatrix
+    checked_at: float
+    stale: bool = False
+
+    def row_of(self, face_id: int) -> int | None:
+        """The matrix row of ``face_id``, or ``None`` when this table has no such (embedded) face."""
+        ids = self.matrix.face_id
+        pos = int(np.searchsorted(ids, face_id))
+        if pos < len(ids) and int(ids[pos]) == face_id:
+            return pos
+        return None
+
+    def face(self, row: int) -> dict[str, object]:
+        """The public description of the face at matrix row ``row``."""
+        bbox = self.matrix.bbox[row]
+        return {
+            "face_id": int(self.matrix.face_id[row]),
+            "uri": str(self.matrix.uri[row]),
+            "face": int(self.matrix.face_index[row]),
+            "bbox": [round(float(v), 1) for v in bbox],
+        }
+
+
+class Catalog:
+    """Tables, faces and objects of one dataset file, for a long-running server (thread-safe)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        cold_lock_timeout: float = DEFAULT_COLD_LOCK_TIMEOUT_S,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL_S,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.lock_timeout = lock_timeout
+        self.cold_lock_timeout = cold_lock_timeout
+        self.refresh_interval = refresh_interval
+        self._snapshots: dict[str, TableSnapshot] = {}
+        self._table_locks: dict[str, threading.Lock] = {}
+        self._stats: list[dict[str, object]] | None = None
+        self._stats_at = 0.0
+        self._stats_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------------------------------- connections
+
+    @contextmanager
+    def _connect(self, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-only connection; :class:`DatasetLocked` after ``timeout`` seconds of lock."""
+        with connect(self.path, read_only=True, lock_timeout=timeout) as con:
+            version = current_version(con)
+            if version > SCHEMA_VERSION:  # older versions have every table the server reads
+                raise DatasetError(
+                    f"dataset {self.path!r} has schema version {version}, this lookalike uses {SCHEMA_VERSION}",
+                    hint="upgrade lookalike",
+                )
+            yield con
+
+    def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, fallback: bool) -> T | None:
+        """``fn(con)`` on a fresh connection; ``None`` when locked and the caller has a ``fallback``."""
+        try:
+            with self._connect(self.lock_timeout if fallback else self.cold_lock_timeout) as con:
+                return fn(con)
+        except DatasetLocked:
+            if fallback:
+                return None
+            raise
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.path)
+
+    # -------------------------------------------------------------------------------------- tables
+
+    def tables(self) -> list[dict[str, object]]:
+        """Every table with its model, dimension, version and counts (the last known while locked)."""
+        if not self.exists():
+            return []
+        with self._stats_lock:
+            if self._stats is not None and time.monotonic() - self._stats_at < self.refresh_interval:
+                return self._stats
+            fresh = self._read(_table_stats, fallback=self._stats is not None)
+            self._stats_at = time.monotonic()
+            if fresh is not None:
+                self._stats = fresh
+            assert self._stats is not None
+            return self._stats
+
+    def table_names(self) -> list[str]:
+        return [str(t["name"]) for t in self.tables()]
+
+    def snapshot(self, table: str) -> TableSnapshot:
+        """The table's snapshot, refreshed when older than ``refresh_interval`` and the file is free.
+
+        Raises :class:`TableNotFound` for a table that does not exist (as of the last successful read).
+        """
+        snap = self._snapshots.get(table)
+        if snap is not None and time.monotonic() - snap.checked_at < self.refresh_interval:
+            return snap
+        if not self.exists():
+            raise TableNotFound(
+                f"no table {table!r}: the dataset {self.path!r} is empty",
+                hint="index photos first: POST /v1/index or lookalike index FOLDER",
+            )
+        with self._lock:
+            table_lock = self._table_locks.setdefault(table, threading.Lock())
+        with table_lock:  # one refresh per table at a time; the others then reuse its result
+            snap = self._snapshots.get(table)
+            if snap is not None and time.monotonic() - snap.checked_at < self.refresh_interval:
+                return snap
+            try:
+                fresh = self._read(lambda con: self._load(con, table, snap), fallback=snap is not None)
+            except TableNotFound:
+                self._snapshots.pop(table, None)
+                raise
+            if fresh is None:  # locked: keep answering from the last version we read
+                assert snap is not None
+                fresh = dataclasses.replace(snap, checked_at=time.monotonic(), stale=True)
+            self._snapshots[table] = fresh
+            return fresh
+
+    def _load(self, con: duckdb.DuckDBPyConnection, table: str, old: TableSnapshot | None) -> TableSnapshot:
+        if current_version(con) == 0:
+            raise TableNotFound(
+                f"no table {table!r}: the dataset has no tables yet",
+                hint="index photos first: POST /v1/index or lookalike index FOLDER",
+            )
+        info = store.get_table(con, table)
+        now = time.monotonic()
+        if old is not None and old.info.version == info.version:
+            return dataclasses.replace(old, info=info, checked_at=now, stale=False)
+        matrix = cache.get_matrix(self.path, table, info.version, lambda: store.load_matrix(con, info))
+        return TableSnapshot(info=info, matrix=matrix, checked_at=now)
+
+    # -------------------------------------------------------------------------------------- faces, objects
+
+    def find_face(self, face_id: int, table: str | None = None) -> tuple[TableSnapshot, int]:
+        """The snapshot and matrix row of an indexed face (face ids are unique across a dataset's tables)."""
+        names = [table] if table is not None else self.table_names()
+        for name in names:
+            snap = self.snapshot(name)
+            row = snap.row_of(face_id)
+            if row is not None:
+                return snap, row
+        where = f"table {table!r}" if table is not None else "any table"
+        raise NotFound(f"no indexed face with id {face_id} in {where}")
+
+    def has_object(self, table: str, uri: str) -> bool:
+        """Whether ``uri`` is an object of ``table`` (exact match; with or without faces)."""
+        snap = self.snapshot(table)
+
+        def lookup(con: duckdb.DuckDBPyConnection) -> bool:
+            row = con.execute(
+                "SELECT count(*) FROM lookalike_objects WHERE tbl = ? AND uri = ?", [table, uri]
+            ).fetchone()
+            return bool(row and row[0])
+
+        found = self._read(lookup, fallback=True)
+        if found is None:  # locked: objects with faces are in the matrix
+            return bool(np.any(snap.matrix.uri == uri))
+        return found
+
+
+def _table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    if current_version(con) == 0:
+        return []
+    stats = store.table_stats(con)
+    thresholds = {name: store.get_table(con, name).threshold for name in (str(s["name"]) for s in stats)}
+    for s in stats:
+        s["threshold"] = thresholds[str(s["name"])]
+    return stats
+
+
+class ServingDataset(Dataset):
+    """A :class:`~lookalike.api.Dataset` whose searches read tables through a :class:`Catalog`.
+
+    ``Dataset.search`` does the work (so the rows are exactly the CLI's); only where it gets a table's matrix
+    and an indexed face's embedding differs: from the catalog's snapshot, which keeps answering while another
+    process holds the file. One instance per request: :attr:`snapshot` is the table version it searched.
+    """
+
+    def __init__(self, catalog: Catalog, *, max_pixels: int) -> None:
+        super().__init__(catalog.path, max_pixels=max_pixels)
+        self.catalog = catalog
+        self.snapshot: TableSnapshot | None = None
+
+    def _matrix(self, table: str) -> tuple[store.TableInfo, store.FaceMatrix]:
+        self.snapshot = self.catalog.snapshot(table)
+        return self.snapshot.info, self.snapshot.matrix
+
+    def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
+        raw = query.removeprefix("face:")
+        if not raw.isdigit():
+            raise InvalidArgument(f"bad face reference {query!r}", hint="use a numeric face id")
+        snap, row = self.catalog.find_face(int(raw), info.name)
+        bbox = snap.matrix.bbox[row]
+        return QueryFace(
+            uri=str(snap.matrix.uri[row]),
+            face_index=int(snap.matrix.face_index[row]),
+            bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+            embedding=snap.matrix.matrix[row],
+        )

@@ -1,0 +1,63 @@
+"""The child process of an index job: runs :meth:`lookalike.api.Dataset.index`, reports as JSON lines.
+
+Started by :mod:`lookalike.server.jobs` as ``python -m lookalike.server.index_worker SPEC``, where ``SPEC`` is a
+JSON object ``{"dataset", "sources", "table", "model", "chunk_size"}``. It prints one JSON object per line on
+stdout, each with an ``event``:
+
+``{"event": "plan", "total": N}``            N photos to embed (new or changed)
+``{"event": "progress", "n": K}``            K more photos were committed
+``{"event": "done", "report": {...}}``       the :class:`~lookalike.ingest.IndexReport` as a dict
+``{"event": "error", "error": {...}}``       a :class:`~lookalike.errors.LookalikeError` as a dict
+
+Anything a library prints goes to stderr, so stdout carries only these lines. The job runs in its own process
+(not a thread of the server) because DuckDB refuses, inside one process, a read-write connection next to the
+server's read-only ones; as a separate process it shares the file like any ``lookalike index`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import IO
+
+from lookalike.api import Dataset
+from lookalike.errors import LookalikeError
+
+
+def _emitter(out: IO[str]) -> Callable[[dict[str, object]], None]:
+    def emit(event: dict[str, object]) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    return emit
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(args[0])
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
+    emit = _emitter(events)
+    with contextlib.suppress(OSError):
+        os.nice(int(spec.get("nice", 0)))  # a background job: let interactive searches go first
+    try:
+        report = Dataset(spec["dataset"]).index(
+            *spec["sources"],
+            table=spec["table"],
+            model=spec.get("model"),
+            chunk_size=int(spec.get("chunk_size", 32)),
+            on_plan=lambda total: emit({"event": "plan", "total": total}),
+            on_progress=lambda n: emit({"event": "progress", "n": n}),
+        )
+    except LookalikeError as err:
+        emit({"event": "error", "error": err.to_dict()})
+        return 1
+    emit({"event": "done", "report": report.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a child process
+    sys.exit(main())

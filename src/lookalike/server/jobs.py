@@ -1,0 +1,242 @@
+"""Background index jobs: ``POST /v1/index`` queues one, ``GET /v1/jobs/{id}`` reports on it.
+
+Jobs run one at a time, in order (a dataset has one writer at a time anyway), each in a child process running
+:mod:`lookalike.server.index_worker`. A thread of the server reads the child's JSON-line events and updates
+the job's record: the number of photos to embed, how many are done, and at the end the index report with its
+per-file errors. A child process, rather than a thread, because DuckDB does not let one process hold a
+read-write connection next to read-only ones on the same file, and because a crash or a long model call in the
+job cannot then take the server down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from lookalike.server.errors import NotFound
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+#: Finished jobs kept for ``GET /v1/jobs`` (the oldest are forgotten first).
+MAX_JOBS_KEPT = 100
+#: Niceness of the job processes: the server's own requests go first on a busy machine.
+JOB_NICENESS = 5
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class Job:
+    """One index job and what is known about it so far."""
+
+    id: str
+    sources: list[str]
+    table: str
+    model: str | None
+    chunk_size: int
+    status: JobStatus = "queued"
+    created_at: str = field(default_factory=_now)
+    started_at: str | None = None
+    finished_at: str | None = None
+    total: int | None = None
+    done: int = 0
+    report: dict[str, object] | None = None
+    error: dict[str, object] | None = None
+    log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def to_dict(self) -> dict[str, object]:
+        """The job as the API shows it (``progress`` in 0..1; ``errors``: files that failed)."""
+        if self.status == "succeeded":
+            progress = 1.0
+        elif self.total:
+            progress = min(1.0, self.done / self.total)
+        else:
+            progress = 0.0
+        errors = self.report.get("errors", []) if self.report else []
+        return {
+            "id": self.id,
+            "status": self.status,
+            "sources": list(self.sources),
+            "table": self.table,
+            "model": self.model,
+            "total": self.total,
+            "done": self.done,
+            "progress": round(progress, 4),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "report": self.report,
+            "errors": errors,
+            "error": self.error,
+        }
+
+
+class JobManager:
+    """Queues index jobs for one dataset and runs them one by one in child processes (thread-safe)."""
+
+    def __init__(self, dataset_path: str, *, python: str = sys.executable) -> None:
+        self.dataset_path = dataset_path
+        self.python = python
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queue: deque[Job] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._closed = False
+
+    def submit(self, sources: list[str], table: str, model: str | None, chunk_size: int) -> Job:
+        """Queue a job and return its record (status ``queued``)."""
+        job = Job(id=secrets.token_hex(8), sources=sources, table=table, model=model, chunk_size=chunk_size)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._forget_old()
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run_forever, name="lookalike-jobs", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return job
+
+    def get(self, job_id: str) -> dict[str, object]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"no job with id {job_id!r}", hint="job ids come from POST /v1/index")
+            return job.to_dict()
+
+    def list(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [job.to_dict() for job in reversed(self._jobs.values())]
+
+    def close(self) -> None:
+        """Stop taking jobs and end a running child (its committed chunks stay; a rerun resumes)."""
+        with self._lock:
+            self._closed = True
+            proc = self._proc
+            self._wake.notify_all()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def _forget_old(self) -> None:
+        finished = [j.id for j in self._jobs.values() if j.status in ("succeeded", "failed")]
+        for job_id in finished[: max(0, len(self._jobs) - MAX_JOBS_KEPT)]:
+            del self._jobs[job_id]
+
+    def _run_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                job = self._queue.popleft()
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        spec = {
+            "dataset": self.dataset_path,
+            "sources": job.sources,
+            "table": job.table,
+            "model": job.model,
+            "chunk_size": job.chunk_size,
+            "nice": JOB_NICENESS,
+        }
+        cmd = [self.python, "-m", "lookalike.server.index_worker", json.dumps(spec)]
+        with self._lock:
+            if self._closed:
+                return
+            job.status = "running"
+            job.started_at = _now()
+            try:
+                self._proc = proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+                )
+            except OSError as exc:
+                job.status = "failed"
+                job.finished_at = _now()
+                job.error = {"code": "job_crashed", "message": f"cannot start the index process: {exc}"}
+                return
+        final = False
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            final = self._on_line(job, line) or final
+        code = proc.wait()
+        with self._lock:
+            self._proc = None
+            job.finished_at = job.finished_at or _now()
+            if not final:
+                tail = " | ".join(job.log_tail) or "no output"
+                job.status = "failed"
+                job.error = {
+                    "code": "job_crashed",
+                    "message": f"the index process ended with code {code} without a report: {tail}",
+                    "hint": "run the same index with the lookalike CLI to see the full error",
+                }
+
+    def _on_line(self, job: Job, line: str) -> bool:
+        """Apply one line of the child's output to the job; true for a final (done/error) event."""
+        text = line.strip()
+        event: dict[str, object] | None = None
+        if text.startswith("{"):
+            try:
+                event = json.loads(text)
+            except json.JSONDecodeError:
+                event = None
+        with self._lock:
+            if event is None or "event" not in event:
+                if text:
+                    job.log_tail.append(text[-300:])
+                return False
+            kind = event["event"]
+            if kind == "plan":
+                job.total = int(event["total"])  # type: ignore[call-overload]
+            elif kind == "progress":
+                job.done += int(event["n"])  # type: ignore[call-overload]
+            elif kind == "done":
+                job.finished_at = _now()
+                report = event["report"]
+                job.report = report if isinstance(report, dict) else None
+                source_errors = job.report.get("source_errors") if job.report else None
+                if source_errors and len(source_errors) >= len(job.sources):  # type: ignore[arg-type]
+                    job.status = "failed"
+                    first = source_errors[0]  # type: ignore[index]
+                    job.error = {
+                        "code": "source_error",
+                        "message": str(first["message"]),
+                        "hint": "check the path or URI of the source",
+                    }
+                else:
+                    job.status = "succeeded"
+                return True
+            elif kind == "error":
+                job.finished_at = _now()
+                err = event["error"]
+                job.error = err if isinstance(err, dict) else {"code": "error", "message": str(err)}
+                job.status = "failed"
+                return True
+            return False
+
+
+def wait_for(manager: JobManager, job_id: str, timeout: float = 60.0) -> dict[str, object]:
+    """Poll until the job finishes (for scripts and tests); returns its final record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = manager.get(job_id)
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)

@@ -1,0 +1,76 @@
+"""``POST /v1/index`` starts an index job; ``GET /v1/jobs`` and ``GET /v1/jobs/{id}`` follow it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from lookalike import config
+from lookalike.dataset.schema import check_table_name
+from lookalike.faces.registry import get_card
+from lookalike.ingest import DEFAULT_CHUNK
+from lookalike.server.routes.deps import jobs_of
+
+router = APIRouter(tags=["index"])
+
+
+class IndexRequest(BaseModel):
+    """What to index: a source (folder, file, glob, ``file://``, ``s3://``, ``gs://``) into a table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=4096, description="A folder, file, glob or URI on the server.")
+    table: str = Field(config.DEFAULT_TABLE, description="The face table to index into (created if new).")
+    model: str | None = Field(None, description="Face model for a new table (default: the default model).")
+    chunk_size: int = Field(DEFAULT_CHUNK, ge=1, le=1024, description="Photos per committed batch.")
+
+
+class JobFileError(BaseModel):
+    uri: str
+    message: str
+
+
+class JobOut(BaseModel):
+    """An index job. ``progress`` goes from 0 to 1; ``errors`` lists the photos that failed."""
+
+    id: str
+    status: str = Field(description="queued, running, succeeded or failed")
+    sources: list[str]
+    table: str
+    model: str | None
+    total: int | None = Field(description="Photos to embed (new or changed), once listed.")
+    done: int
+    progress: float
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    report: dict[str, object] | None = Field(description="The index report, once finished.")
+    errors: list[JobFileError]
+    error: dict[str, object] | None = Field(description="Why the job failed, when it did.")
+
+
+class JobsResponse(BaseModel):
+    jobs: list[JobOut]
+
+
+@router.post("/index", status_code=202, response_model=JobOut)
+async def start_index(request: Request, body: IndexRequest) -> dict[str, object]:
+    """Start indexing ``source`` into ``table`` in the background; poll ``GET /v1/jobs/{id}``."""
+    check_table_name(body.table)
+    if body.model is not None:
+        await run_in_threadpool(get_card, body.model)  # an unknown model fails now, not in the job
+    job = jobs_of(request).submit([body.source], body.table, body.model, body.chunk_size)
+    return jobs_of(request).get(job.id)
+
+
+@router.get("/jobs", response_model=JobsResponse)
+async def list_jobs(request: Request) -> dict[str, object]:
+    """The server's index jobs, newest first."""
+    return {"jobs": jobs_of(request).list()}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def get_job(request: Request, job_id: str) -> dict[str, object]:
+    """One index job: its status, progress, counts and per-file errors."""
+    return jobs_of(request).get(job_id)

@@ -1,0 +1,237 @@
+"""``POST /v1/search`` and ``POST /v1/verify``.
+
+Search takes either an uploaded photo (``multipart/form-data`` with the file field ``image``) or a reference
+to something already indexed (a JSON body with ``uri``, an object of the table, or ``face_id``). Its
+``results`` are exactly the rows ``lookalike search --json`` prints (the same code makes them:
+:meth:`lookalike.api.Dataset.search` and :meth:`~lookalike.api.SearchHit.to_dict`); ``faces`` adds the query
+faces with their boxes, so a page can draw them.
+
+A client never makes the server read a path or URI of its choice: a ``uri`` must be an object of the table
+(an exact match in the dataset's catalog), anything else is a 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from lookalike import config
+from lookalike.api import SearchResult
+from lookalike.errors import ImageError, ImageTooLarge, LookalikeError
+from lookalike.images import image_size
+from lookalike.search.distances import parse_distance, threshold_for
+from lookalike.server.catalog import Catalog, ServingDataset
+from lookalike.server.errors import BadRequest, NotFound, UnsupportedMediaType
+from lookalike.server.routes.deps import as_request_error, catalog_of, read_upload, settings_of
+from lookalike.server.settings import ServerSettings
+
+router = APIRouter(tags=["search"])
+
+#: Largest ``top_k`` one request may ask for.
+MAX_TOP_K = 1000
+
+
+class SearchOptions(BaseModel):
+    """How to search (the same knobs as ``lookalike search``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str = Field(config.DEFAULT_TABLE, description="The face table (collection) to search.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Nearest faces returned per query face.")
+    distance: str = Field("cosine", description="cosine, euclidean or dot (BigQuery names accepted).")
+    largest: bool = Field(False, description="Search with the largest query face only.")
+
+
+class SearchByReference(SearchOptions):
+    """A JSON search body: an indexed object (``uri``) or an indexed face (``face_id``) as the query."""
+
+    uri: str | None = Field(None, description="An object of the table (as listed in it) to use as the query.")
+    face_id: int | None = Field(None, description="An indexed face of the table to use as the query.")
+
+
+class SearchRow(BaseModel):
+    """One result row: the same keys and values as ``lookalike search --json``."""
+
+    query_uri: str
+    query_face: int
+    query_bbox: list[float] | None
+    rank: int
+    uri: str
+    face: int
+    face_id: int
+    bbox: list[float]
+    distance: float
+    same_person: bool
+
+
+class QueryFaceOut(BaseModel):
+    """A face found in the query photo: ``face`` is its index, as in the rows' ``query_face``."""
+
+    face: int
+    bbox: list[float] | None
+    score: float | None
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchRow]
+    faces: list[QueryFaceOut]
+    image: ImageSize | None = Field(None, description="Size of the uploaded photo (boxes are in its pixels).")
+    table: str
+    model: str
+    distance: str
+    threshold: float = Field(description="Distance at or below which a row is the same person.")
+    table_version: int
+    stale: bool = Field(description="True when the dataset was busy and the last version read was searched.")
+
+
+class VerifyFace(BaseModel):
+    uri: str
+    face: int
+    bbox: list[float] | None
+
+
+class VerifyResponse(BaseModel):
+    a: VerifyFace
+    b: VerifyFace
+    model: str
+    distance: float
+    threshold: float
+    same_person: bool
+
+
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "The query photo."},
+        "table": {"type": "string", "default": config.DEFAULT_TABLE},
+        "top_k": {"type": "integer", "default": 5, "minimum": 1, "maximum": MAX_TOP_K},
+        "distance": {"type": "string", "default": "cosine", "enum": ["cosine", "euclidean", "dot"]},
+        "largest": {"type": "boolean", "default": False},
+    },
+}
+_JSON_SCHEMA = SearchByReference.model_json_schema()
+_SEARCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}, "application/json": {"schema": _JSON_SCHEMA}},
+    }
+}
+
+
+@router.post("/search", response_model=SearchResponse, openapi_extra=_SEARCH_BODY)
+async def search(request: Request) -> dict[str, object]:
+    """The indexed faces nearest to every face of a photo.
+
+    Send the photo as ``multipart/form-data`` (file field ``image``, plus ``table``, ``top_k``, ``distance``,
+    ``largest``), or a JSON body with ``uri`` (an object of the table) or ``face_id`` and the same options.
+    """
+    settings, catalog = settings_of(request), catalog_of(request)
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=16) as form:
+            upload = form.get("image")
+            if not isinstance(upload, StarletteUpload):
+                raise BadRequest("the form has no file field 'image'", hint="send the photo as the field 'image'")
+            fields = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
+            opts = _validate(SearchOptions, fields)
+            data = await read_upload(upload, settings, "image")
+        return await run_in_threadpool(_search, catalog, settings, data, opts)
+    if content_type.startswith("application/json"):
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("the JSON body must be an object", hint='e.g. {"uri": "...", "top_k": 5}')
+        ref = _validate(SearchByReference, body)
+        if (ref.uri is None) == (ref.face_id is None):
+            raise BadRequest("give exactly one of 'uri' and 'face_id'", hint="or upload a photo as multipart")
+        if ref.uri is not None:
+            if not await run_in_threadpool(catalog.has_object, ref.table, ref.uri):
+                raise NotFound(
+                    f"{ref.uri!r} is not an object of table {ref.table!r}",
+                    hint="only photos indexed in the table can be named; upload other photos as 'image'",
+                )
+            query: str | bytes = ref.uri
+        else:
+            query = f"face:{ref.face_id}"
+        return await run_in_threadpool(_search, catalog, settings, query, ref)
+    raise UnsupportedMediaType(
+        f"cannot search with a body of type {content_type or 'none'!r}",
+        hint="send multipart/form-data with the file field 'image', or JSON with 'uri' or 'face_id'",
+    )
+
+
+def _validate(model: type[SearchOptions], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise as_request_error(err) from err
+
+
+def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts: SearchOptions) -> dict[str, object]:
+    dist = parse_distance(opts.distance)
+    ds = ServingDataset(catalog, max_pixels=settings.max_pixels)
+    try:
+        result: SearchResult = ds.search(query, table=opts.table, top_k=opts.top_k, distance=dist, largest=opts.largest)
+    except ImageError as err:
+        if isinstance(query, bytes) or isinstance(err, ImageTooLarge):
+            raise
+        # an indexed object that does not decode: the decoder's message may quote its first bytes
+        raise ImageError(f"the indexed object {query} is not a readable image", hint="re-index it") from err
+    snap = ds.snapshot
+    assert snap is not None
+    size: dict[str, int] | None = None
+    if isinstance(query, bytes):
+        try:
+            width, height = image_size(query)
+            size = {"width": width, "height": height}
+        except LookalikeError:  # pragma: no cover - it decoded a moment ago
+            size = None
+    return {
+        "results": [hit.to_dict() for hit in result.hits],
+        "faces": [
+            {
+                "face": q.face_index,
+                "bbox": [round(float(v), 1) for v in q.bbox] if q.bbox is not None else None,
+                "score": round(float(q.score), 4) if q.score is not None else None,
+            }
+            for q in result.queries
+        ],
+        "image": size,
+        "table": snap.info.name,
+        "model": snap.info.model,
+        "distance": dist,
+        "threshold": threshold_for(dist, snap.info.threshold),
+        "table_version": snap.info.version,
+        "stale": snap.stale,
+    }
+
+
+@router.post("/verify", response_model=VerifyResponse)
+async def verify(
+    request: Request,
+    image_a: Annotated[UploadFile, File(description="The first photo.")],
+    image_b: Annotated[UploadFile, File(description="The second photo.")],
+    model: Annotated[str | None, Form(description="Face model (default: the default model).")] = None,
+) -> dict[str, object]:
+    """Are the largest faces of two photos the same person?"""
+    settings, catalog = settings_of(request), catalog_of(request)
+    a = await read_upload(image_a, settings, "image_a")
+    b = await read_upload(image_b, settings, "image_b")
+
+    def run() -> dict[str, object]:
+        return ServingDataset(catalog, max_pixels=settings.max_pixels).verify(a, b, model=model or None).to_dict()
+
+    return await run_in_threadpool(run)
