@@ -1,8 +1,9 @@
 """Exact search latency at 100k and 1M vectors, against the memory-bandwidth floor measured in the same run.
 
-The table is made of real face embeddings (``--embeddings`` .npy, e.g. the LFW cache written by
-``benchmarks/lfw_verify.py``), replicated with small Gaussian noise and re-normalised up to the target size.
-Without a cache it falls back to random unit vectors and says so.
+The table is made of real face embeddings (``--embeddings`` .npy/.npz, by default the LFW embedding cache
+``benchmarks/cache/emb-fr-feature.npz`` written by ``benchmarks/lfw_verify.py``), replicated with small
+Gaussian noise and re-normalised up to the target size. Without a cache it falls back to random unit vectors
+and says so.
 
 The floor is the time one pass over the matrix must take at this machine's memory bandwidth: the matrix size
 divided by the best read bandwidth measured with a streaming reduction over the same matrix.
@@ -27,10 +28,11 @@ from lookalike.search.exact import top_k
 
 
 def _load_base(path: str | None, dim: int) -> tuple[np.ndarray, str]:
-    candidates = [path] if path else sorted(glob.glob("benchmarks/cache/*fr-feature*.npy"))
+    candidates = [path] if path else sorted(glob.glob("benchmarks/cache/emb-fr-feature*.np[yz]"))
     for cand in candidates:
         if cand and os.path.exists(cand):
-            base = np.load(cand).astype(np.float32)
+            loaded = np.load(cand)
+            base = (loaded["vectors"] if cand.endswith(".npz") else loaded).astype(np.float32)
             base = base[np.isfinite(base).all(axis=1) & (np.abs(base).sum(axis=1) > 0)]
             return base, cand
     rng = np.random.default_rng(0)
@@ -78,7 +80,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--embeddings", default=None, help=".npy of real embeddings to replicate")
+    ap.add_argument("--embeddings", default=None, help=".npy (or .npz with a vectors array) of real embeddings")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
 
