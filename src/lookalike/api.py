@@ -27,7 +27,7 @@ from lookalike.embedding import detect_and_embed
 from lookalike.errors import InvalidArgument, LookalikeError, NoFaceError, SearchError
 from lookalike.faces.registry import get_card, get_model
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
-from lookalike.ingest import DEFAULT_CHUNK, IndexReport, normalise_source, run_index
+from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.distances import Distance, parse_distance, threshold_for
@@ -149,11 +149,7 @@ class Dataset:
         """
         if not sources:
             raise InvalidArgument("index needs at least one source folder, file, glob or URI")
-        return run_index(
-            self.path,
-            sources,
-            table=table,
-            model=model,
+        options = JobOptions(
             workers=workers,
             executor=executor,
             chunk_size=chunk_size,
@@ -162,6 +158,7 @@ class Dataset:
             on_plan=on_plan,
             on_progress=on_progress,
         )
+        return run_index(self.path, sources, table=table, model=model, options=options)
 
     def drop_table(self, table: str) -> None:
         with writer(self.path) as con:

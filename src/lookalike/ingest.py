@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.dataset import store
+from lookalike.dataset import store, writer
 from lookalike.dataset.connection import connect
 from lookalike.embedding import embed_objects
 from lookalike.errors import LookalikeError
@@ -110,52 +110,49 @@ def plan_index(
     return IndexPlan(todo=todo, is_update=is_update, removed=sorted(removed), unchanged=unchanged, listed=len(seen))
 
 
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How an index job runs (not what it indexes).
+
+    ``workers`` and ``executor`` choose where embedding runs (see :mod:`lookalike.executors`); ``chunk_size``
+    is both the unit of work and of commit: a killed job loses at most one chunk per worker.
+    ``on_plan(n)`` is called once with the number of photos to embed, ``on_progress(k)`` after each chunk.
+    """
+
+    workers: int = 1
+    executor: str = "local"
+    chunk_size: int = DEFAULT_CHUNK
+    storage_options: StorageOptions | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    on_plan: Callable[[int], None] | None = None
+    on_progress: Callable[[int], None] | None = None
+
+
 def run_index(
     dataset_path: str | Path,
     sources: Sequence[str],
     *,
     table: str,
     model: str | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    chunk_size: int = DEFAULT_CHUNK,
-    storage_options: StorageOptions | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_plan: Callable[[int], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    options: JobOptions | None = None,
 ) -> IndexReport:
     """Index ``sources`` into ``table`` of the dataset at ``dataset_path``; see the module docstring."""
-    started = time.perf_counter()
-    info, stored = _open_table(dataset_path, table, model)
-    report = IndexReport(table=table, model=info.model)
+    opts = options or JobOptions()
 
-    listing: list[tuple[str, ObjectInfo]] = []
-    listed_sources: set[str] = set()
-    for raw in sources:
-        source = normalise_source(raw)
-        try:
-            listing.extend(list_objects([source], options=storage_options))
-        except LookalikeError as err:
-            report.source_errors.append((raw, str(err)))
-            continue
-        listed_sources.add(source)
+    def plan(stored: dict[str, store.StoredObject], report: IndexReport) -> IndexPlan:
+        listing: list[tuple[str, ObjectInfo]] = []
+        listed_sources: set[str] = set()
+        for raw in sources:
+            source = normalise_source(raw)
+            try:
+                listing.extend(list_objects([source], options=opts.storage_options))
+            except LookalikeError as err:
+                report.source_errors.append((raw, str(err)))
+                continue
+            listed_sources.add(source)
+        return plan_index(stored, listing, listed_sources)
 
-    plan = plan_index(stored, listing, listed_sources)
-    _execute(
-        dataset_path,
-        info,
-        plan,
-        report,
-        workers=workers,
-        executor=executor,
-        chunk_size=chunk_size,
-        storage_options=storage_options,
-        max_pixels=max_pixels,
-        on_plan=on_plan,
-        on_progress=on_progress,
-    )
-    report.seconds = time.perf_counter() - started
-    return report
+    return _run(dataset_path, table, model, opts, plan)
 
 
 def index_listed(
@@ -164,13 +161,7 @@ def index_listed(
     *,
     table: str,
     model: str | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    chunk_size: int = DEFAULT_CHUNK,
-    storage_options: StorageOptions | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_plan: Callable[[int], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    options: JobOptions | None = None,
 ) -> IndexReport:
     """Index objects the caller has already listed, as ``(source, info)`` pairs (no listing, no removal).
 
@@ -178,23 +169,23 @@ def index_listed(
     table. New and changed objects (by fingerprint) are embedded; unchanged ones are reused; stored objects
     that are not in ``listing`` are left alone.
     """
+    return _run(
+        dataset_path, table, model, options or JobOptions(), lambda stored, _: plan_index(stored, listing, set())
+    )
+
+
+def _run(
+    dataset_path: str | Path,
+    table: str,
+    model: str | None,
+    opts: JobOptions,
+    make_plan: Callable[[dict[str, store.StoredObject], IndexReport], IndexPlan],
+) -> IndexReport:
+    """Open (or create) the table, plan against what is stored, carry the plan out."""
     started = time.perf_counter()
     info, stored = _open_table(dataset_path, table, model)
     report = IndexReport(table=table, model=info.model)
-    plan = plan_index(stored, listing, set())
-    _execute(
-        dataset_path,
-        info,
-        plan,
-        report,
-        workers=workers,
-        executor=executor,
-        chunk_size=chunk_size,
-        storage_options=storage_options,
-        max_pixels=max_pixels,
-        on_plan=on_plan,
-        on_progress=on_progress,
-    )
+    _execute(dataset_path, info, make_plan(stored, report), report, opts)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -203,10 +194,7 @@ def _open_table(
     dataset_path: str | Path, table: str, model: str | None
 ) -> tuple[store.TableInfo, dict[str, store.StoredObject]]:
     """Create or migrate the dataset, get (or create) ``table`` and read its stored objects."""
-    with connect(dataset_path) as con:
-        from lookalike.dataset.schema import migrate
-
-        migrate(con)
+    with writer(dataset_path) as con:
         existing = store.find_table(con, table)
         card = get_card(model if model is not None or existing is None else existing.model)
         info = store.ensure_table(con, table, card)
@@ -214,38 +202,28 @@ def _open_table(
 
 
 def _execute(
-    dataset_path: str | Path,
-    info: store.TableInfo,
-    plan: IndexPlan,
-    report: IndexReport,
-    *,
-    workers: int,
-    executor: str,
-    chunk_size: int,
-    storage_options: StorageOptions | None,
-    max_pixels: int,
-    on_plan: Callable[[int], None] | None,
-    on_progress: Callable[[int], None] | None,
+    dataset_path: str | Path, info: store.TableInfo, plan: IndexPlan, report: IndexReport, opts: JobOptions
 ) -> None:
     """Carry out ``plan``: remove what is gone, then embed and write the work in committed chunks."""
     report.listed = plan.listed
     report.unchanged = plan.unchanged
-    if on_plan:
-        on_plan(len(plan.todo))
+    if opts.on_plan:
+        opts.on_plan(len(plan.todo))
     if plan.removed:
         with connect(dataset_path) as con:
             report.removed = store.remove_objects(con, info, plan.removed)
 
-    chunks = [plan.todo[i : i + chunk_size] for i in range(0, len(plan.todo), chunk_size)]
-    runner = get_executor(executor, workers)
+    size = opts.chunk_size
+    chunks = [plan.todo[i : i + size] for i in range(0, len(plan.todo), size)]
+    runner = get_executor(opts.executor, opts.workers)
     try:
-        args = ((info.model, chunk, storage_options, max_pixels) for chunk in chunks)
+        args = ((info.model, chunk, opts.storage_options, opts.max_pixels) for chunk in chunks)
         for results in runner.imap_unordered(embed_objects, args):
             with connect(dataset_path) as con:
                 store.write_results(con, info, results)
             _tally(report, results, plan.is_update)
-            if on_progress:
-                on_progress(len(results))
+            if opts.on_progress:
+                opts.on_progress(len(results))
     finally:
         runner.close()
 

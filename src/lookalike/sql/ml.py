@@ -29,7 +29,7 @@ from sqlglot import exp
 
 from lookalike.errors import LookalikeError
 from lookalike.faces.registry import get_card
-from lookalike.ingest import index_listed
+from lookalike.ingest import JobOptions, index_listed
 from lookalike.sql import models
 from lookalike.sql.context import Context
 from lookalike.sql.names import quote
@@ -97,8 +97,7 @@ def generate_embedding(ctx: Context, node: exp.Expr, evaluate: Evaluate) -> pa.T
             [(f"sql:{model.name.key}", info) for info in listing],
             table=table,
             model=card.name,
-            storage_options=ctx.storage_options,
-            max_pixels=ctx.max_pixels,
+            options=JobOptions(storage_options=ctx.storage_options, max_pixels=ctx.max_pixels),
         )
         embedded = report.added + report.updated
         ctx.notice(
