@@ -20,7 +20,7 @@ _CARDS: dict[str, ModelCard] = {}
 _FACTORIES: dict[str, Callable[[], FaceModel]] = {}
 _ALIASES: dict[str, str] = {}
 _LOADED: dict[str, FaceModel] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a factory may build other models (fusion)
 
 #: The model used when none is named: the most accurate one measured on LFW (see README).
 DEFAULT_MODEL = "fr-feature"

@@ -15,9 +15,9 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 class DetectedFace:
     """One face found in an image.
 
-    ``bbox`` is ``(x1, y1, x2, y2)`` in pixels of the EXIF-oriented image; ``landmarks`` is a ``(5, 2)`` float32
-    array of ``(x, y)`` points in :data:`LANDMARK_NAMES` order ("left" is the image's left); ``score`` is the
-    detector's confidence in ``[0, 1]``.
+    ``bbox`` is ``(x1, y1, x2, y2)`` in pixels of the EXIF-oriented image; ``landmarks`` is a ``(5, 2)``
+    float32 array of ``(x, y)`` points in :data:`LANDMARK_NAMES` order ("left" is the image's left);
+    ``score`` is the detector's confidence in ``[0, 1]``.
     """
 
     bbox: tuple[float, float, float, float]
