@@ -3,7 +3,8 @@
 Both sides process the same photos (a seeded sample of LFW by default) from disk on this machine:
 
 - **lookalike**: ``Dataset.index`` end to end: list, read, decode, detect (MTCNN), align, embed (batched),
-  write to a fresh DuckDB file.
+  write to a fresh DuckDB file; with one process, and with the default worker count (one per core; the
+  workers' start-up and model loading are inside the timing).
 - **dlib peer**: what ``face_recognition.face_encodings(face_recognition.load_image_file(p))`` does: dlib's HOG
   detector with one upsample, the 5-point shape predictor, the ResNet descriptor (no jitter), one image at a
   time; nothing is stored.
@@ -39,7 +40,7 @@ def sample_images(root: Path, n: int, seed: int) -> list[Path]:
     return files[:n]
 
 
-def run_lookalike(images: list[Path], model: str | None, workers: int) -> dict[str, float]:
+def run_lookalike(images: list[Path], model: str | None, workers: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -96,19 +97,24 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=LFW)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 0], help="worker processes per run; 0 = the default (auto)"
+    )
     ap.add_argument("--skip-dlib", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     images = sample_images(args.root, args.images, args.seed)
     print(f"{len(images)} photos from {args.root} (seed {args.seed}), {os.cpu_count()} CPUs")
-    results = {"lookalike": run_lookalike(images, args.model, args.workers)}
+    results = {}
+    for workers in args.workers:
+        label = f"lookalike ({workers} process{'es' if workers > 1 else ''})" if workers else "lookalike (auto)"
+        results[label] = run_lookalike(images, args.model, workers or None)
     if not args.skip_dlib:
         results["dlib_peer"] = run_dlib(images)
     for name, r in results.items():
         print(
-            f"{name:>10}: {r['photos']} photos, {r['faces']} faces, {r['no_face']} without a face, "
+            f"{name:>22}: {r['photos']} photos, {r['faces']} faces, {r['no_face']} without a face, "
             f"{r['seconds']:.1f} s -> {r['photos_per_s']:.1f} photos/s, {r['faces_per_s']:.1f} faces/s"
         )
     if args.json:

@@ -136,7 +136,7 @@ class Dataset:
         *sources: str,
         table: str = config.DEFAULT_TABLE,
         model: str | None = None,
-        workers: int = 1,
+        workers: int | None = None,
         executor: str = "local",
         chunk_size: int = DEFAULT_CHUNK,
         on_plan: Callable[[int], None] | None = None,

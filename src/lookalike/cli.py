@@ -98,7 +98,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @dataset_option
 @table_option
 @click.option("--model", default=None, help=f"Face model (see 'lookalike models') [default: {DEFAULT_MODEL}]")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option(
+    "--workers", default=None, type=click.IntRange(min=1), help="Worker processes [default: one per CPU core]."
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when any photo failed.")
 @click.option(
     "--chunk-size",
@@ -115,7 +117,7 @@ def index(
     dataset: str | None,
     table: str,
     model: str | None,
-    workers: int,
+    workers: int | None,
     strict: bool,
     chunk_size: int,
     quiet: bool,

@@ -114,12 +114,13 @@ def plan_index(
 class JobOptions:
     """How an index job runs (not what it indexes).
 
-    ``workers`` and ``executor`` choose where embedding runs (see :mod:`lookalike.executors`); ``chunk_size``
+    ``workers`` and ``executor`` choose where embedding runs (see :mod:`lookalike.executors`); ``workers=None``
+    means one worker per CPU core (at most 8, and no more than there are chunks); ``chunk_size``
     is both the unit of work and of commit: a killed job loses at most one chunk per worker.
     ``on_plan(n)`` is called once with the number of photos to embed, ``on_progress(k)`` after each chunk.
     """
 
-    workers: int = 1
+    workers: int | None = None
     executor: str = "local"
     chunk_size: int = DEFAULT_CHUNK
     storage_options: StorageOptions | None = None
@@ -215,7 +216,8 @@ def _execute(
 
     size = opts.chunk_size
     chunks = [plan.todo[i : i + size] for i in range(0, len(plan.todo), size)]
-    runner = get_executor(opts.executor, opts.workers)
+    workers = opts.workers or auto_workers(len(chunks))
+    runner = get_executor(opts.executor, workers)
     try:
         args = ((info.model, chunk, opts.storage_options, opts.max_pixels) for chunk in chunks)
         for results in runner.imap_unordered(embed_objects, args):
@@ -226,6 +228,15 @@ def _execute(
                 opts.on_progress(len(results))
     finally:
         runner.close()
+
+
+def auto_workers(chunks: int) -> int:
+    """Worker processes for ``chunks`` chunks of work: one per core, at most 8, at most one per chunk.
+
+    Detection runs best on one thread per image, so on 2 cores two single-threaded workers index about 1.5x
+    faster than one process (see the ingest benchmark in the README).
+    """
+    return max(1, min(os.cpu_count() or 1, 8, chunks))
 
 
 def _tally(report: IndexReport, results: Sequence[ObjectResult], is_update: dict[str, bool]) -> None:

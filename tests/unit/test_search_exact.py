@@ -82,3 +82,19 @@ def test_threshold_conversions_agree() -> None:
     assert abs(-(a @ b) - threshold_for("dot", cos_thr)) < 1e-6
     assert abs(np.linalg.norm(a - b) - threshold_for("euclidean", cos_thr)) < 1e-6
     assert parse_distance("DOT_PRODUCT") == "dot" and parse_distance("EUCLIDEAN") == "euclidean"
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean", "dot"])
+@pytest.mark.parametrize("k", [1, 5, 37])
+def test_block_candidate_path_matches_reference(distance: str, k: int) -> None:
+    """Large tables take the block-maxima pre-selection; it must give exactly the reference top-k."""
+    rng = np.random.default_rng(k)
+    matrix = _unit(rng, 30_000, 16)
+    matrix[100:110] = matrix[5]  # exact ties: lower index first
+    queries = np.vstack([_unit(rng, 6, 16), matrix[5:6]])
+    idx, dist = top_k(matrix, queries, k, parse_distance(distance))
+    ref_idx, ref_dist = _reference(matrix, queries, k, distance)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-4)
+    np.testing.assert_array_equal(idx[:-1], ref_idx[:-1])
+    if k > 1:
+        assert idx[-1, : min(k, 11)].tolist() == [5, *range(100, 110)][: min(k, 11)]

@@ -46,23 +46,49 @@ def top_k(
     out_dist = np.empty((m, k), np.float32)
     for start in range(0, m, block):
         stop = min(m, start + block)
-        sim = queries[start:stop] @ matrix.T  # (b, n): the one pass over the matrix
+        # (n, b): one pass over the matrix; matrix @ q.T is a plain gemv for one query, the fastest layout
+        sim = matrix @ queries[start:stop].T
         if distance == "euclidean":
             assert row_sq_norms is not None
-            # rank by -(|x|^2 - 2s), which orders like the euclidean distance for a fixed query
-            score = 2.0 * sim - row_sq_norms[None, :]
+            # rank by 2s - |x|^2, which orders like the euclidean distance for a fixed query
+            score = 2.0 * sim - row_sq_norms[:, None]
         else:
             score = sim
-        if k < n:
-            # largest k scores; partitioning at n - k avoids negating (copying) the whole block
-            part = np.argpartition(score, n - k, axis=1)[:, n - k :]
-        else:
-            part = np.broadcast_to(np.arange(n), (stop - start, n)).copy()
-        part_score = np.take_along_axis(score, part, axis=1)
-        order = np.lexsort((part, -part_score), axis=1)
-        idx = np.take_along_axis(part, order, axis=1)
-        top_sim = np.take_along_axis(sim, idx, axis=1)
+        idx = largest_k(score, k)  # (b, k)
+        top_sim = sim[idx, np.arange(stop - start)[:, None]]
         x_sq = row_sq_norms[idx] if row_sq_norms is not None else np.ones_like(top_sim)
         out_idx[start:stop] = idx
         out_dist[start:stop] = from_similarity(top_sim, distance, q_sq[start:stop], x_sq)
     return out_idx, out_dist
+
+
+#: Rows per block when pre-selecting candidates by block maxima.
+_CANDIDATE_BLOCK = 256
+
+
+def largest_k(score: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the ``k`` largest values of each column of ``score`` (n, b), largest first.
+
+    Ties keep the lower index first. Instead of a full partition of every column, it takes the maximum of
+    each block of 256 rows; the k-th largest block maximum is a lower bound for the k-th largest value, so
+    only the values at or above it are candidates (typically a few per block that holds a top-k value).
+    """
+    n, b = score.shape
+    blocks = n // _CANDIDATE_BLOCK
+    if blocks < 4 * k:
+        if k < n:
+            cand = np.argpartition(score, n - k, axis=0)[n - k :]  # (k, b), unordered
+        else:
+            cand = np.broadcast_to(np.arange(n)[:, None], (n, b))
+        rows = cand.ravel()
+        cols = np.broadcast_to(np.arange(b), cand.shape).ravel()
+    else:
+        head = score[: blocks * _CANDIDATE_BLOCK].reshape(blocks, _CANDIDATE_BLOCK, b).max(axis=1)  # (blocks, b)
+        floor = np.partition(head, blocks - k, axis=0)[blocks - k]  # (b,): k-th largest block maximum
+        rows, cols = np.nonzero(score >= floor)
+    vals = score[rows, cols]
+    order = np.lexsort((rows, -vals, cols))  # by column, then value descending, then row
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(cols, np.arange(b))
+    take = starts[:, None] + np.arange(k)
+    return rows[take]
