@@ -24,15 +24,14 @@ def detect_and_embed(
 ) -> list[tuple[list[DetectedFace], np.ndarray]]:
     """Detect faces in each image and embed them all in one batch.
 
-    Returns, per image, its faces (largest first when ``largest_only``, which keeps only that one) and their
-    ``(len(faces), dim)`` embeddings.
+    Returns, per image, its faces, largest first (only the largest with ``largest_only``), and their
+    ``(len(faces), dim)`` embeddings. A face's index in that list is its ``face`` number everywhere.
     """
     per_image: list[list[DetectedFace]] = []
     for image in images:
-        faces = model.detect(image)
-        if largest_only and faces:
-            faces = [max(faces, key=lambda f: f.area)]
-        per_image.append(faces)
+        # face 0 is the largest (the photo's subject, usually), then by size; stable for equal sizes
+        faces = sorted(model.detect(image), key=lambda f: -f.area)
+        per_image.append(faces[:1] if largest_only else faces)
     items = [(img, face) for img, faces in zip(images, per_image, strict=True) for face in faces]
     dim = model.card.dim
     all_emb = model.embed(items) if items else np.zeros((0, dim), np.float32)

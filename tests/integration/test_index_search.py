@@ -192,3 +192,26 @@ def test_worker_processes_give_the_same_rows(tmp_path: Path, photos: Path) -> No
     a = [(Path(h.uri).name, round(h.distance, 4)) for h in one.search(q, top_k=6).hits]
     b = [(Path(h.uri).name, round(h.distance, 4)) for h in two.search(q, top_k=6).hits]
     assert a == b
+
+
+def test_every_face_is_a_row_largest_first(ds: lookalike.Dataset, tmp_path: Path) -> None:
+    """A group photo (two people pasted on one canvas, one larger) gives two face rows; face 0 is the larger."""
+    big = Image.open(DATA / "gallery/Serena_Williams/Serena_Williams_0001.jpg").convert("RGB").resize((180, 180))
+    small = Image.open(DATA / "gallery/Tony_Blair/Tony_Blair_0001.jpg").convert("RGB")
+    canvas = Image.new("RGB", (340, 220), (200, 200, 200))
+    canvas.paste(small, (10, 60))
+    canvas.paste(big, (150, 20))
+    group = tmp_path / "group" / "two.png"
+    group.parent.mkdir()
+    canvas.save(group)
+    report = ds.index(str(group.parent))
+    assert report.faces == 2
+    result = ds.search(str(group), top_k=1)
+    assert [q.face_index for q in result.queries] == [0, 1]
+    assert result.queries[0].bbox is not None and result.queries[1].bbox is not None
+    area = [(b[2] - b[0]) * (b[3] - b[1]) for b in (result.queries[0].bbox, result.queries[1].bbox)]
+    assert area[0] > area[1]
+    # each query face finds itself among the indexed faces of the group photo
+    assert [(h.query_face, h.face, h.uri) for h in result.hits] == [(0, 0, str(group)), (1, 1, str(group))]
+    largest = ds.search(str(group), top_k=1, largest=True)
+    assert len(largest.queries) == 1 and largest.queries[0].bbox == result.queries[0].bbox
