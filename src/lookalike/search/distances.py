@@ -37,7 +37,8 @@ def parse_distance(name: str) -> Distance:
 def from_similarity(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
     """Turn dot products ``sim`` (m, k) into distances, given squared norms of queries (m,) and rows (m, k)."""
     if distance == "cosine":
-        return (1.0 - sim).astype(np.float32)
+        # rounding can push a self-match's product a hair above 1; a distance is never negative
+        return np.maximum(1.0 - sim, 0.0).astype(np.float32)
     if distance == "dot":
         return (-sim).astype(np.float32)
     d2 = q_sq[:, None] + x_sq - 2.0 * sim
