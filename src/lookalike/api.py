@@ -62,12 +62,12 @@ class SearchHit:
         return {
             "query_uri": self.query_uri,
             "query_face": self.query_face,
-            "query_bbox": list(self.query_bbox) if self.query_bbox is not None else None,
+            "query_bbox": _bbox_list(self.query_bbox),
             "rank": self.rank,
             "uri": self.uri,
             "face": self.face,
             "face_id": self.face_id,
-            "bbox": [round(v, 1) for v in self.bbox],
+            "bbox": _bbox_list(self.bbox),
             "distance": round(self.distance, 6),
             "same_person": self.same_person,
         }
@@ -316,7 +316,7 @@ class Dataset:
             if not faces:
                 name = "<upload>" if isinstance(img, bytes) else img
                 raise NoFaceError(f"no face detected in {name!r}")
-        dist = float(1.0 - float(np.dot(fa[0].embedding, fb[0].embedding)))
+        dist = max(0.0, 1.0 - float(np.dot(fa[0].embedding, fb[0].embedding)))
         return VerifyResult(
             a=fa[0],
             b=fb[0],
