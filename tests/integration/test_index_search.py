@@ -215,3 +215,15 @@ def test_every_face_is_a_row_largest_first(ds: lookalike.Dataset, tmp_path: Path
     assert [(h.query_face, h.face, h.uri) for h in result.hits] == [(0, 0, str(group)), (1, 1, str(group))]
     largest = ds.search(str(group), top_k=1, largest=True)
     assert len(largest.queries) == 1 and largest.queries[0].bbox == result.queries[0].bbox
+
+
+def test_huge_image_is_refused_by_its_header_and_the_job_goes_on(tmp_path: Path) -> None:
+    """A 9000x8000 photo (72 Mpx, over the 64 Mpx decompression-bomb limit) gets an error row naming it."""
+    photos = tmp_path / "photos"
+    shutil.copytree(DATA / "gallery" / "Tony_Blair", photos)
+    Image.new("L", (9000, 8000), 128).save(photos / "huge.png")
+    ds = lookalike.open(tmp_path / "huge.duckdb")
+    report = ds.index(str(photos))
+    assert report.added == 4 and report.faces == 3 and report.failed == 1
+    uri, message = report.errors[0]
+    assert uri == str(photos / "huge.png") and "huge.png" in message and "72" in message
