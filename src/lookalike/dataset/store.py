@@ -21,6 +21,7 @@ from lookalike.dataset.schema import check_table_name, faces_ddl, faces_table_na
 from lookalike.errors import InvalidArgument, TableNotFound
 from lookalike.faces.types import ModelCard
 from lookalike.records import ObjectResult
+from lookalike.storage import ObjectInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,25 +253,38 @@ def _faces_arrow(results: Iterable[ObjectResult], dim: int) -> pa.Table:
     )
 
 
+def object_columns(table: str, infos: Sequence[ObjectInfo]) -> dict[str, pa.Array]:
+    """``tbl`` plus the SIMPLE metadata and fingerprint of ``infos`` as Arrow columns (named as in the catalog)."""
+    return {
+        "tbl": pa.array([table] * len(infos), pa.string()),
+        "uri": pa.array([i.uri for i in infos], pa.string()),
+        "size": pa.array([i.size for i in infos], pa.int64()),
+        "content_type": pa.array([i.content_type for i in infos], pa.string()),
+        "updated": pa.array([i.updated for i in infos], pa.timestamp("us", tz="UTC")),
+        "etag": pa.array([i.etag for i in infos], pa.string()),
+        "md5": pa.array([i.md5 for i in infos], pa.string()),
+        "generation": pa.array([i.generation for i in infos], pa.string()),
+        "fingerprint": pa.array([i.fingerprint for i in infos], pa.string()),
+    }
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, target: str, rows: pa.Table) -> None:
+    """``INSERT INTO target (columns of rows) SELECT ...`` from an Arrow table, by column name."""
+    names = ", ".join(f'"{c}"' for c in rows.column_names)
+    con.register("_lookalike_insert", rows)
+    try:
+        con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM _lookalike_insert")
+    finally:
+        con.unregister("_lookalike_insert")
+
+
 def _objects_arrow(table: str, results: Sequence[ObjectResult]) -> pa.Table:
-    infos = [r.info for r in results]
-    return pa.table(
-        {
-            "tbl": pa.array([table] * len(results), pa.string()),
-            "uri": pa.array([i.uri for i in infos], pa.string()),
-            "source": pa.array([r.source for r in results], pa.string()),
-            "size": pa.array([i.size for i in infos], pa.int64()),
-            "content_type": pa.array([i.content_type for i in infos], pa.string()),
-            "updated": pa.array([i.updated for i in infos], pa.timestamp("us", tz="UTC")),
-            "etag": pa.array([i.etag for i in infos], pa.string()),
-            "md5": pa.array([i.md5 for i in infos], pa.string()),
-            "generation": pa.array([i.generation for i in infos], pa.string()),
-            "fingerprint": pa.array([i.fingerprint for i in infos], pa.string()),
-            "status": pa.array([r.status for r in results], pa.string()),
-            "error": pa.array([r.error for r in results], pa.string()),
-            "n_faces": pa.array([len(r.faces) if r.status == "ok" else 0 for r in results], pa.int32()),
-        }
-    )
+    columns = object_columns(table, [r.info for r in results])
+    columns["source"] = pa.array([r.source for r in results], pa.string())
+    columns["status"] = pa.array([r.status for r in results], pa.string())
+    columns["error"] = pa.array([r.error for r in results], pa.string())
+    columns["n_faces"] = pa.array([len(r.faces) if r.status == "ok" else 0 for r in results], pa.int32())
+    return pa.table(columns)
 
 
 def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequence[ObjectResult]) -> None:
@@ -281,23 +295,8 @@ def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequ
     objects = _objects_arrow(info.name, results)
     with transaction(con):
         _delete_uris(con, info, [r.info.uri for r in results])
-        con.register("_lookalike_new_faces", faces)
-        con.register("_lookalike_new_objects", objects)
-        try:
-            con.execute(
-                f"""INSERT INTO "{info.faces_table}"
-                    (uri, face_index, bbox, landmarks, det_score, embedding, status)
-                    SELECT uri, face_index, bbox, landmarks, det_score, embedding, status
-                    FROM _lookalike_new_faces"""
-            )
-            con.execute(
-                """INSERT INTO lookalike_objects (tbl, uri, source, size, content_type, updated, etag, md5,
-                       generation, fingerprint, status, error, n_faces)
-                   SELECT * FROM _lookalike_new_objects"""
-            )
-        finally:
-            con.unregister("_lookalike_new_faces")
-            con.unregister("_lookalike_new_objects")
+        insert_arrow(con, f'"{info.faces_table}"', faces)
+        insert_arrow(con, "lookalike_objects", objects)
         _bump_version(con, info.name)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from lookalike.dataset import store
 from lookalike.dataset.connection import transaction
 from lookalike.errors import LookalikeError, SqlNotSupported
 from lookalike.sql.context import Context, Outcome
@@ -137,30 +138,10 @@ def list_uris(uris: tuple[str, ...] | list[str], options: StorageOptions | None)
     return [found[k] for k in sorted(found)]
 
 
-def _cache_arrow(key: str, infos: list[ObjectInfo]) -> pa.Table:
-    return pa.table(
-        {
-            "tbl": pa.array([key] * len(infos), pa.string()),
-            "uri": pa.array([i.uri for i in infos], pa.string()),
-            "size": pa.array([i.size for i in infos], pa.int64()),
-            "content_type": pa.array([i.content_type for i in infos], pa.string()),
-            "updated": pa.array([i.updated for i in infos], pa.timestamp("us", tz="UTC")),
-            "etag": pa.array([i.etag for i in infos], pa.string()),
-            "md5": pa.array([i.md5 for i in infos], pa.string()),
-            "generation": pa.array([i.generation for i in infos], pa.string()),
-            "fingerprint": pa.array([i.fingerprint for i in infos], pa.string()),
-        }
-    )
-
-
 def _write_cache(ctx: Context, key: str, infos: list[ObjectInfo], now: datetime) -> None:
     """Replace the cached listing of ``key`` (call inside a transaction)."""
     ctx.con.execute("DELETE FROM lookalike_sql_object_cache WHERE tbl = ?", [key])
-    ctx.con.register("_lookalike_new_cache", _cache_arrow(key, infos))
-    try:
-        ctx.con.execute("INSERT INTO lookalike_sql_object_cache SELECT * FROM _lookalike_new_cache")
-    finally:
-        ctx.con.unregister("_lookalike_new_cache")
+    store.insert_arrow(ctx.con, "lookalike_sql_object_cache", pa.table(store.object_columns(key, infos)))
     ctx.con.execute("UPDATE lookalike_sql_object_tables SET refreshed_at = ? WHERE name = ?", [now, key])
 
 
