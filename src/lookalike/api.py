@@ -136,7 +136,7 @@ class Dataset:
         *sources: str,
         table: str = config.DEFAULT_TABLE,
         model: str | None = None,
-        workers: int | None = None,
+        workers: int | None = 1,
         executor: str = "local",
         chunk_size: int = DEFAULT_CHUNK,
         on_plan: Callable[[int], None] | None = None,
@@ -145,7 +145,9 @@ class Dataset:
         """Embed every face of the photos in ``sources`` into ``table`` (incremental and resumable).
 
         ``sources`` are folders, files, globs or ``file://``, ``s3://``, ``gs://`` URIs. ``model`` defaults to
-        the table's model, or the default model for a new table.
+        the table's model, or the default model for a new table. ``workers=None`` embeds in one process per
+        CPU core (about 1.5x faster on 2 cores; guard your script with ``if __name__ == "__main__":``), the
+        default 1 in this process.
         """
         if not sources:
             raise InvalidArgument("index needs at least one source folder, file, glob or URI")

@@ -115,12 +115,14 @@ class JobOptions:
     """How an index job runs (not what it indexes).
 
     ``workers`` and ``executor`` choose where embedding runs (see :mod:`lookalike.executors`); ``workers=None``
-    means one worker per CPU core (at most 8, and no more than there are chunks); ``chunk_size``
+    means one worker process per CPU core (at most 8, and no more than there are chunks). Worker processes are
+    spawned, so a script that asks for them must guard its entry point with ``if __name__ == "__main__":``
+    (the default, 1, embeds in the calling process and needs no guard). ``chunk_size``
     is both the unit of work and of commit: a killed job loses at most one chunk per worker.
     ``on_plan(n)`` is called once with the number of photos to embed, ``on_progress(k)`` after each chunk.
     """
 
-    workers: int | None = None
+    workers: int | None = 1
     executor: str = "local"
     chunk_size: int = DEFAULT_CHUNK
     storage_options: StorageOptions | None = None
