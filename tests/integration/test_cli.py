@@ -128,6 +128,8 @@ def test_killed_index_resumes_without_redoing_work(tmp_path: Path) -> None:
             str(ds),
             "--chunk-size",
             "1",
+            "--workers",
+            "1",
             "--quiet",
         ],
         stdout=subprocess.DEVNULL,

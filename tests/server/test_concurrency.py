@@ -67,6 +67,8 @@ def test_server_answers_while_lookalike_index_writes(growing: tuple[LiveServer, 
         str(dataset),
         "--chunk-size",
         "1",
+        "--workers",
+        "1",  # a steady trickle of commits, one photo at a time
         "--quiet",
     ]
     indexer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
