@@ -162,3 +162,38 @@ def test_killed_index_resumes_without_redoing_work(tmp_path: Path) -> None:
     report = json.loads(run("index", str(photos), "--dataset", str(ds), "--json").stdout)
     assert report["unchanged"] == before
     assert report["added"] == 45 - before and report["failed"] == 0
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_killed_multi_worker_job_leaves_no_orphans_and_resumes(tmp_path: Path) -> None:
+    """SIGKILL the parent of a --workers 2 job: its workers exit by themselves, and the rerun finishes the job."""
+    photos = tmp_path / "photos"
+    shutil.copytree(DATA / "gallery", photos)
+    shutil.copytree(DATA / "gray", photos / "gray")
+    ds = tmp_path / "kill2.duckdb"
+    cmd = [sys.executable, "-m", "lookalike.cli", "index", str(photos), "--dataset", str(ds)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2", "--chunk-size", "2", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = {c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()}
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the job finished before its workers could be seen")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()]
+    assert not alive, f"worker processes outlived their killed parent: {alive}"
+    report = json.loads(run("index", str(photos), "--dataset", str(ds), "--json").stdout)
+    assert report["failed"] == 0 and report["added"] + report["unchanged"] == 45

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -25,10 +27,19 @@ class InlineExecutor:
         pass
 
 
-def _init_worker(threads: int) -> None:
+def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Runs in a worker: exit as soon as the parent is gone (killed with SIGKILL, say), leaving no orphans."""
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
     # Each worker gets its share of the cores, so N workers do not oversubscribe the machine.
     os.environ["LOOKALIKE_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
 
 
 class ProcessExecutor:
@@ -44,7 +55,7 @@ class ProcessExecutor:
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(threads,),
+            initargs=(threads, os.getpid()),
         )
 
     def imap_unordered(self, fn: Callable[..., R], arg_tuples: Iterable[tuple[Any, ...]]) -> Iterator[R]:
