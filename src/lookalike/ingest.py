@@ -28,7 +28,7 @@ from lookalike.executors import get_executor
 from lookalike.faces.registry import get_card
 from lookalike.images import DEFAULT_MAX_PIXELS
 from lookalike.records import ObjectResult
-from lookalike.storage import ObjectInfo, StorageOptions, list_objects
+from lookalike.storage import ObjectInfo, StorageOptions, list_objects, would_list
 
 #: Objects per chunk: one unit of work for a worker and one committed transaction.
 DEFAULT_CHUNK = 32
@@ -106,7 +106,13 @@ def plan_index(
             continue
         todo.append((source, info))
         is_update[info.uri] = old is not None
-    removed = [uri for uri, old in stored.items() if old.source in listed_sources and uri not in seen]
+    # gone: stored objects that a listed source (as stored, or a folder above them) no longer yields
+    removed = [
+        uri
+        for uri, old in stored.items()
+        if uri not in seen and (old.source in listed_sources or any(would_list(src, uri) for src in listed_sources))
+    ]
+
     return IndexPlan(todo=todo, is_update=is_update, removed=sorted(removed), unchanged=unchanged, listed=len(seen))
 
 

@@ -533,6 +533,18 @@ def is_image_name(path: str) -> bool:
     return os.path.splitext(path)[1].lower().lstrip(".") in IMAGE_EXTENSIONS
 
 
+def would_list(source: str, uri: str) -> bool:
+    """Whether listing the folder or prefix ``source`` (images only, no wildcards) yields the object ``uri``.
+
+    Purely textual and conservative: ``source`` must be written like the URIs it yields (an absolute path, or
+    ``s3://`` / ``gs://``); anything else answers False.
+    """
+    if _has_glob(source):
+        return False
+    root = source.rstrip("/")
+    return uri.startswith(root + "/") and is_image_name(uri) and not _is_hidden(uri, root)
+
+
 def _is_hidden(path: str, root: str) -> bool:
     """Whether any component of ``path`` below ``root`` starts with a dot."""
     root = root.rstrip("/")

@@ -227,3 +227,17 @@ def test_huge_image_is_refused_by_its_header_and_the_job_goes_on(tmp_path: Path)
     assert report.added == 4 and report.faces == 3 and report.failed == 1
     uri, message = report.errors[0]
     assert uri == str(photos / "huge.png") and "huge.png" in message and "72" in message
+
+
+def test_reindexing_a_subfolder_removes_its_deleted_photos(ds: lookalike.Dataset, photos: Path) -> None:
+    """Photos indexed through a parent folder are removed when a re-index of their subfolder no longer sees them;
+    files that a folder listing never yields (hidden, not images) and other folders are left alone."""
+    ds.index(str(photos))
+    notes = photos / "Tony_Blair" / "notes.txt"
+    notes.write_text("not a photo")
+    ds.index(str(notes))  # named on its own: indexed (as a failed object)
+    (photos / "Tony_Blair" / "Tony_Blair_0002.jpg").unlink()
+    report = ds.index(str(photos / "Tony_Blair"))
+    assert (report.removed, report.unchanged) == (1, 2)
+    stats = {t["name"]: t for t in ds.tables()}["faces"]
+    assert stats["objects"] == 36  # 36 photos - 1 removed + notes.txt
