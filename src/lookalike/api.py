@@ -24,15 +24,16 @@ import numpy as np
 from lookalike import config
 from lookalike.dataset import reader, store, writer
 from lookalike.embedding import detect_and_embed
-from lookalike.errors import InvalidArgument, LookalikeError, NoFaceError, SearchError
+from lookalike.errors import InvalidArgument, LookalikeError, NoFaceError, ObjectNotFound, SearchError
 from lookalike.faces.registry import get_card, get_model
+from lookalike.faces.types import DetectedFace
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.distances import Distance, parse_distance, threshold_for
 from lookalike.search.exact import top_k as exact_top_k
-from lookalike.storage import StorageOptions, read_object
+from lookalike.storage import StorageOptions, has_glob, list_objects, read_object
 
 if TYPE_CHECKING:
     from lookalike.sql.result import SqlResult
@@ -102,6 +103,10 @@ class VerifyResult:
             "threshold": self.threshold,
             "same_person": self.same_person,
         }
+
+
+def _query_faces(uri: str, faces: Sequence[DetectedFace], emb: np.ndarray) -> list[QueryFace]:
+    return [QueryFace(uri=uri, face_index=i, bbox=f.bbox, embedding=emb[i], score=f.score) for i, f in enumerate(faces)]
 
 
 def _bbox_list(bbox: tuple[float, ...] | None) -> list[float] | None:
@@ -207,12 +212,20 @@ class Dataset:
         found = detect_and_embed(face_model, [img for _, img in loaded], largest_only=largest)
         out: list[list[QueryFace]] = []
         for (uri, _), (faces, emb) in zip(loaded, found, strict=True):
-            out.append(
-                [
-                    QueryFace(uri=uri, face_index=i, bbox=f.bbox, embedding=emb[i], score=f.score)
-                    for i, f in enumerate(faces)
-                ]
-            )
+            out.append(_query_faces(uri, faces, emb))
+        return out
+
+    def _expand(self, images: Sequence[str | bytes]) -> list[str | bytes]:
+        """Query images, with folders, prefixes (``.../``) and globs expanded to the images they hold."""
+        out: list[str | bytes] = []
+        for img in images:
+            if isinstance(img, str) and (has_glob(img) or img.endswith("/") or os.path.isdir(img)):
+                listed = [info.uri for _, info in list_objects([normalise_source(img)], options=self.storage_options)]
+                if not listed:
+                    raise ObjectNotFound(f"no images in query source {img!r}")
+                out.extend(listed)
+            else:
+                out.append(img)
         return out
 
     def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
@@ -247,18 +260,23 @@ class Dataset:
                 faces.append(self._indexed_face(info, q))
             else:
                 images.append(q)
-        for img in images:
-            name = "<upload>" if isinstance(img, bytes) else img
+        decoded: list[tuple[str, np.ndarray]] = []
+        for img in self._expand(images):
             try:
-                found = self.embed([img], model=info.model, largest=largest)[0]
-                if not found:
-                    raise NoFaceError(f"no face detected in query image {name!r}")
+                decoded.append(self._read_image(img))
             except LookalikeError as err:
                 if not skip_errors:
                     raise
-                errors.append((name, str(err)))
+                errors.append(("<upload>" if isinstance(img, bytes) else img, str(err)))
+        found = detect_and_embed(get_model(info.model), [img for _, img in decoded], largest_only=largest)
+        for (uri, _), (img_faces, emb) in zip(decoded, found, strict=True):
+            if not img_faces:
+                no_face = NoFaceError(f"no face detected in query image {uri!r}")
+                if not skip_errors:
+                    raise no_face
+                errors.append((uri, str(no_face)))
                 continue
-            faces.extend(found)
+            faces.extend(_query_faces(uri, img_faces, emb))
         return faces, errors
 
     def search(

@@ -273,7 +273,8 @@ def _canonical_uri(protocol: Protocol, path: str) -> str:
     return f"{protocol}://{path.lstrip('/')}"
 
 
-def _has_glob(part: str) -> bool:
+def has_glob(part: str) -> bool:
+    """Whether ``part`` holds a wildcard (``*``, ``?``, ``[``)."""
     return any(char in part for char in _GLOB_CHARS)
 
 
@@ -288,7 +289,7 @@ def parse_source(source: str) -> ParsedSource:
     """
     protocol, path = _split_uri(source)
     parts = path.split("/")
-    first_glob = next((i for i, part in enumerate(parts) if _has_glob(part)), None)
+    first_glob = next((i for i, part in enumerate(parts) if has_glob(part)), None)
     if first_glob is None:
         return ParsedSource(source, protocol, path)
     root = "/".join(parts[:first_glob]) or "/"
@@ -539,7 +540,7 @@ def would_list(source: str, uri: str) -> bool:
     Purely textual and conservative: ``source`` must be written like the URIs it yields (an absolute path, or
     ``s3://`` / ``gs://``); anything else answers False.
     """
-    if _has_glob(source):
+    if has_glob(source):
         return False
     root = source.rstrip("/")
     return uri.startswith(root + "/") and is_image_name(uri) and not _is_hidden(uri, root)

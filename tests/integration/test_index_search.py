@@ -241,3 +241,14 @@ def test_reindexing_a_subfolder_removes_its_deleted_photos(ds: lookalike.Dataset
     assert (report.removed, report.unchanged) == (1, 2)
     stats = {t["name"]: t for t in ds.tables()}["faces"]
     assert stats["objects"] == 36  # 36 photos - 1 removed + notes.txt
+
+
+def test_query_folders_and_globs_expand_to_their_images(ds: lookalike.Dataset, photos: Path) -> None:
+    ds.index(str(photos))
+    by_glob = ds.search(str(DATA / "queries" / "T*.jpg"), top_k=1)
+    assert [Path(h.query_uri).name for h in by_glob.hits] == ["Tony_Blair_0010.jpg"]
+    by_folder = ds.search(str(DATA / "queries"), top_k=1, largest=True)
+    assert len(by_folder.hits) == 12
+    assert all(Path(h.uri).parent.name == Path(h.query_uri).stem[:-5] for h in by_folder.hits)
+    with pytest.raises(ObjectNotFound, match="no images"):
+        ds.search(str(DATA / "queries" / "Nobody*.jpg"))
