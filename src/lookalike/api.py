@@ -31,6 +31,7 @@ from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
 from lookalike.records import QueryFace
 from lookalike.search import cache
+from lookalike.search.diskcache import load_cached_matrix
 from lookalike.search.distances import Distance, parse_distance, threshold_for
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.storage import StorageOptions, has_glob, list_objects, read_object
@@ -190,7 +191,7 @@ class Dataset:
             info = store.get_table(con, table)
 
             def load() -> store.FaceMatrix:
-                return store.load_matrix(con, info)
+                return load_cached_matrix(con, self.path, info)
 
             return info, cache.get_matrix(self.path, table, info.version, load)
 
