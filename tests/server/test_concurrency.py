@@ -26,7 +26,8 @@ _FIRST = PEOPLE[:3]
 
 @pytest.fixture()
 def growing(tmp_path: Path) -> Iterator[tuple[LiveServer, Path, Path]]:
-    """A server (token from $LOOKALIKE_TOKEN) on a dataset holding 3 of the 12 people, and the photo folder."""
+    """A server (token from $LOOKALIKE_TOKEN) on a dataset holding 3 of the 12 people, and the photo folder
+    with all 12 (the other 9 twice)."""
     photos = tmp_path / "photos"
     for person in _FIRST:
         shutil.copytree(GALLERY / person, photos / person)
@@ -34,6 +35,8 @@ def growing(tmp_path: Path) -> Iterator[tuple[LiveServer, Path, Path]]:
     assert lookalike.open(dataset).index(str(photos)).faces == 9
     for person in PEOPLE[3:]:
         shutil.copytree(GALLERY / person, photos / person)
+        for photo in sorted((GALLERY / person).glob("*.jpg")):  # a second copy: a longer run to watch
+            shutil.copy(photo, photos / person / f"{photo.stem}_copy.jpg")
     server = start_server(dataset, tmp_path / "serve.log", token=TOKEN)
     yield server, dataset, photos
     stop_server(server)
@@ -88,10 +91,10 @@ def test_server_answers_while_lookalike_index_writes(growing: tuple[LiveServer, 
     assert indexer.returncode == 0, out
     # no restart: the server sees every row the other process committed (within its refresh interval)
     end = time.monotonic() + 10
-    while _faces(server) != 36 and time.monotonic() < end:
+    while _faces(server) != 63 and time.monotonic() < end:
         time.sleep(0.2)
     counts.append(_faces(server))
-    assert counts[-1] == 36
+    assert counts[-1] == 63  # 9 + 9 people x 3 photos x 2 copies
     assert counts == sorted(counts), "the face count went backwards"
     assert len(set(counts)) >= 3, f"the server did not see the table grow during the run: {counts}"
     assert searches >= 3
