@@ -26,6 +26,7 @@ demo: $(VENV)/.installed
 	$(BIN)/lookalike search tests/data/queries/Tony_Blair_0010.jpg --dataset $(DEMO_DATASET) --top-k 5
 
 test: $(VENV)/.installed-dev
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
