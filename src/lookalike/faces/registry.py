@@ -4,7 +4,9 @@ Cards are available without importing heavy dependencies (``lookalike models`` l
 the factory runs, once per process, on first use. Register a model with::
 
     @register(ModelCard(name="my-model", ...))
-    def _build() -> FaceModel: ...
+    def _build(card: ModelCard) -> FaceModel: ...
+
+or ``register(ModelCard(...))(MyModel)`` for a class whose constructor takes the card.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from lookalike.errors import ModelNotInstalled, UnknownModel
 from lookalike.faces.types import FaceModel, ModelCard
 
 _CARDS: dict[str, ModelCard] = {}
-_FACTORIES: dict[str, Callable[[], FaceModel]] = {}
+Factory = Callable[[ModelCard], FaceModel]
+
+_FACTORIES: dict[str, Factory] = {}
 _ALIASES: dict[str, str] = {}
 _LOADED: dict[str, FaceModel] = {}
 _LOCK = threading.RLock()  # re-entrant: a factory may build other models (fusion)
@@ -26,10 +30,10 @@ _LOCK = threading.RLock()  # re-entrant: a factory may build other models (fusio
 DEFAULT_MODEL = "fr-feature"
 
 
-def register(card: ModelCard) -> Callable[[Callable[[], FaceModel]], Callable[[], FaceModel]]:
+def register(card: ModelCard) -> Callable[[Factory], Factory]:
     """Decorator: register ``factory`` under ``card.name`` (and its aliases)."""
 
-    def deco(factory: Callable[[], FaceModel]) -> Callable[[], FaceModel]:
+    def deco(factory: Factory) -> Factory:
         _CARDS[card.name] = card
         _FACTORIES[card.name] = factory
         for alias in card.aliases:
@@ -85,6 +89,6 @@ def get_model(name: str | None = None) -> FaceModel:
                     f"face model {key!r} needs packages that are not installed: {', '.join(card.requires)}",
                     hint=card.install_hint or None,
                 )
-            model = _FACTORIES[key]()
+            model = _FACTORIES[key](card)
             _LOADED[key] = model
     return model
