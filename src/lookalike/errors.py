@@ -66,6 +66,7 @@ class ImageTooLarge(ImageError):
     """An image whose pixel count exceeds the configured limit (decompression-bomb guard)."""
 
     code = "image_too_large"
+    http_status = 413
 
 
 class NoFaceError(LookalikeError):

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lookalike.errors import ImageTooLarge, LookalikeError
+from lookalike.errors import LookalikeError
 
 log = logging.getLogger("lookalike.server")
 
@@ -60,9 +60,6 @@ class UnsupportedMediaType(LookalikeError):
     http_status = 415
 
 
-#: Status codes the hierarchy's defaults get wrong for HTTP (an image with too many pixels is "too large").
-_STATUS_OVERRIDES: dict[type[LookalikeError], int] = {ImageTooLarge: 413}
-
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -80,13 +77,6 @@ def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "-"))
 
 
-def http_status_of(err: LookalikeError) -> int:
-    for cls, status in _STATUS_OVERRIDES.items():
-        if isinstance(err, cls):
-            return status
-    return err.http_status
-
-
 def error_response(request: Request, status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
     """The JSON error body every failure uses, with the request id in the body and the header."""
     rid = request_id_of(request)
@@ -98,7 +88,7 @@ def error_response(request: Request, status: int, code: str, message: str, hint:
 
 
 def lookalike_error_response(request: Request, err: LookalikeError) -> JSONResponse:
-    status = http_status_of(err)
+    status = err.http_status
     if status >= 500:
         log.error("request %s failed: %s", request_id_of(request), err)
     return error_response(request, status, err.code, err.message, err.hint)
