@@ -11,13 +11,13 @@ the cards is instant and a missing optional package only affects the model that 
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lookalike.config import num_threads
 from lookalike.faces.align import align_items
 from lookalike.faces.registry import register
 from lookalike.faces.types import DetectedFace, Detector, FaceModel, ModelCard
@@ -44,19 +44,11 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def default_threads() -> int:
-    """Intra-op threads for the networks: ``LOOKALIKE_THREADS`` if set, else every core."""
-    env = os.environ.get("LOOKALIKE_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return os.cpu_count() or 1
-
-
 def _ort_session(path: Path, threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or default_threads()
+    so.intra_op_num_threads = threads or num_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
@@ -137,7 +129,7 @@ class MobileFaceNetModel(_Pipeline):
 
         super().__init__(card, detector)
         self._interp = Interpreter(
-            model_path=str(WEIGHTS_DIR / "MobileFaceNet.tflite"), num_threads=threads or default_threads()
+            model_path=str(WEIGHTS_DIR / "MobileFaceNet.tflite"), num_threads=threads or num_threads()
         )
         self._interp.allocate_tensors()
         inp = self._interp.get_input_details()[0]
@@ -200,7 +192,7 @@ class FaceNetModel(_Pipeline):
         assert spec is not None and spec.submodule_search_locations
         root = Path(next(iter(spec.submodule_search_locations)))
         self._net = cv2.dnn.readNetFromTensorflow(str(root / "graph_final.pb"))
-        self._threads = threads or default_threads()
+        self._threads = threads or num_threads()
         self._lock = threading.Lock()
 
     def _prepare(self, items: Items) -> np.ndarray:
