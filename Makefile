@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 DEMO_DATASET ?= demo.duckdb
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test test-repeat lint typecheck check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
+
+# The whole suite N times, each on a fresh clone of HEAD (as CI runs it): `make test-repeat N=5`.
+N ?= 5
+test-repeat:
+	bash scripts/repeat-suite.sh $(N)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

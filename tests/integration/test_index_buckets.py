@@ -17,13 +17,13 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 PEOPLE = ("Tony_Blair", "Serena_Williams", "Hugo_Chavez", "John_Ashcroft")
 
 
-def _upload(fs: Any, bucket: str) -> None:
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
+def _upload(server: Any, bucket: str) -> Any:
+    fs = server.bucket(bucket)
     for person in PEOPLE:
         for photo in sorted((DATA / "gallery" / person).glob("*.jpg")):
             fs.put_file(str(photo), f"{bucket}/faces/{person}/{photo.name}")
     fs.pipe_file(f"{bucket}/faces/broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    return fs
 
 
 def _check_job(ds: lookalike.Dataset, fs: Any, bucket: str, scheme: str) -> None:
@@ -45,8 +45,7 @@ def _check_job(ds: lookalike.Dataset, fs: Any, bucket: str, scheme: str) -> None
 
 @pytest.mark.s3
 def test_index_and_search_from_s3(s3_server: S3Server, tmp_path: Path) -> None:
-    fs = s3_server.filesystem()
-    _upload(fs, "index-e2e")
+    fs = _upload(s3_server, "index-e2e")
     ds = lookalike.open(tmp_path / "s3.duckdb", storage_options=s3_server.options())
     _check_job(ds, fs, "index-e2e", "s3")
     # an unreadable key: a listing of a bucket that does not exist fails clearly, nothing stored is lost
@@ -57,8 +56,7 @@ def test_index_and_search_from_s3(s3_server: S3Server, tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_s3_wrong_credentials_name_the_uri(s3_server: S3Server, tmp_path: Path) -> None:
-    fs = s3_server.filesystem()
-    _upload(fs, "creds-e2e")
+    fs = _upload(s3_server, "creds-e2e")
     bad = lookalike.open(tmp_path / "bad.duckdb", storage_options=s3_server.options(s3_secret="wrong"))
     report = bad.index("s3://creds-e2e/faces/")
     assert report.source_errors and "s3://creds-e2e/faces" in report.source_errors[0][1]
@@ -68,7 +66,6 @@ def test_s3_wrong_credentials_name_the_uri(s3_server: S3Server, tmp_path: Path) 
 
 @pytest.mark.gcs
 def test_index_and_search_from_gcs(gcs_server: GCSServer, tmp_path: Path) -> None:
-    fs = gcs_server.filesystem()
-    _upload(fs, "index-e2e")
+    fs = _upload(gcs_server, "index-e2e")
     ds = lookalike.open(tmp_path / "gcs.duckdb", storage_options=gcs_server.options())
     _check_job(ds, fs, "index-e2e", "gs")

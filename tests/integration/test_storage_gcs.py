@@ -37,9 +37,7 @@ LAYOUT = {
 @pytest.fixture(scope="module")
 def gcs_photos(gcs_server: GCSServer, gallery_files: list[Path]) -> dict[str, Path]:
     """Upload a few gallery photos with gcsfs; return {key: local file}."""
-    fs = gcs_server.filesystem()
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET)
+    fs = gcs_server.bucket(BUCKET)
     uploaded = {}
     for key, index in LAYOUT.items():
         fs.put_file(str(gallery_files[index]), f"{BUCKET}/{key}")

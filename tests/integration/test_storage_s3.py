@@ -35,9 +35,7 @@ LAYOUT = {
 @pytest.fixture(scope="module")
 def s3_photos(s3_server: S3Server, gallery_files: list[Path]) -> dict[str, Path]:
     """Upload a few gallery photos with s3fs; return {key: local file}."""
-    fs = s3_server.filesystem()
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET)
+    fs = s3_server.bucket(BUCKET)
     uploaded = {}
     for key, index in LAYOUT.items():
         fs.put_file(str(gallery_files[index]), f"{BUCKET}/{key}")
@@ -161,3 +159,15 @@ def test_filesystem_is_built_once_per_options(s3_server: S3Server) -> None:
     options = s3_server.options()
     assert storage._filesystem("s3", options) is storage._filesystem("s3", s3_server.options())
     assert storage._filesystem("s3", options) is not storage._filesystem("s3", s3_server.options(s3_region="x"))
+
+
+def test_the_server_has_room_for_many_buckets(s3_server: S3Server) -> None:
+    """Each bucket grows volumes of its own; the fixture sizes SeaweedFS so a suite's worth of them all take writes.
+
+    With SeaweedFS's defaults (7 volumes per bucket) and 32 slots, the fifth bucket answered ``InternalError``
+    to every PutObject; this makes 12 fresh buckets and writes to each.
+    """
+    for number in range(12):
+        fs = s3_server.bucket(f"room-{number:02d}")
+        fs.pipe_file(f"room-{number:02d}/a.bin", b"x" * 1000)
+        assert fs.cat_file(f"room-{number:02d}/a.bin") == b"x" * 1000

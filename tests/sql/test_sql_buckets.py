@@ -18,9 +18,8 @@ PHOTOS = {
 }
 
 
-def _upload(fs: Any, bucket: str) -> None:
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
+def _upload(server: Any, bucket: str) -> None:
+    fs = server.bucket(bucket)
     for key, path in PHOTOS.items():
         fs.put_file(str(path), f"{bucket}/{key}")
 
@@ -50,13 +49,13 @@ def _demo_over_bucket(ds: lookalike.Dataset, scheme: str, bucket: str) -> None:
 
 @pytest.mark.s3
 def test_object_table_over_s3(s3_server: Any, tmp_path: Path) -> None:
-    _upload(s3_server.filesystem(), "sql-photos")
+    _upload(s3_server, "sql-photos")
     ds = lookalike.Dataset(tmp_path / "s3.duckdb", storage_options=s3_server.options())
     _demo_over_bucket(ds, "s3", "sql-photos")
 
 
 @pytest.mark.gcs
 def test_object_table_over_gcs(gcs_server: Any, tmp_path: Path) -> None:
-    _upload(gcs_server.filesystem(), "sql-photos")
+    _upload(gcs_server, "sql-photos")
     ds = lookalike.Dataset(tmp_path / "gs.duckdb", storage_options=gcs_server.options())
     _demo_over_bucket(ds, "gs", "sql-photos")
