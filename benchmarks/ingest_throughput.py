@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 import lookalike
+from machine import print_banner
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--skip-dlib", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    machine = print_banner()
 
     images = sample_images(args.root, args.images, args.seed)
     print(f"{len(images)} photos from {args.root} (seed {args.seed}), {os.cpu_count()} CPUs")
@@ -118,7 +119,6 @@ def main() -> None:
             f"{r['seconds']:.1f} s -> {r['photos_per_s']:.1f} photos/s, {r['faces_per_s']:.1f} faces/s"
         )
     if args.json:
-        machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
         with open(args.json, "w") as fh:
             json.dump({"machine": machine, "images": len(images), "results": results}, fh, indent=2)
 

@@ -333,6 +333,9 @@ def cosine_distance_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def write_json(path: str | None, payload: dict[str, object]) -> None:
+    from machine import describe
+
+    payload = {"machine": describe(), **payload}
     text = json.dumps(payload, indent=2)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from lfw_common import (
 )
 from lookalike.faces.align import align_faces
 from lookalike.faces.types import DetectedFace
+from machine import print_banner
 
 FACEPLUGIN = "/tmp/npm/faceplugin-face-recognition-js-0.0.1/package/model"
 
@@ -212,6 +213,7 @@ def main() -> None:
     ap.add_argument("--weights", nargs="+", type=float, help="fusion weights")
     ap.add_argument("--min-face", type=float, help="detect again with this fixed MTCNN min face size")
     args = ap.parse_args()
+    print_banner()
     root = data_dir(None)
     pairs = read_pairs(root / "lfw_protocols" / "pairs.txt")
     names = list(dict.fromkeys(pairs.left + pairs.right))

@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from lfw_common import all_images, data_dir, detect_images, embed_images, write_json
+from machine import print_banner
 
 
 def rank_k(dist: np.ndarray, q_people: np.ndarray, g_people: np.ndarray, ks: tuple[int, ...]) -> dict:
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", help="folder holding lfw/ (default: ../shared/data)")
     ap.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
+    print_banner()
 
     from lookalike.faces.registry import resolve_name
 

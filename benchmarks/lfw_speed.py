@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import print_banner
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,6 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="model threads: sets LOOKALIKE_THREADS (default: all cores)")
     ap.add_argument("--detector-threads", type=int, default=1, help="MTCNN threads (default 1)")
     args = ap.parse_args()
+    machine = print_banner()
     if args.threads:
         os.environ["LOOKALIKE_THREADS"] = str(args.threads)
 
@@ -58,6 +61,7 @@ def main() -> None:
     det_ms = 1000 * (time.perf_counter() - t0) / len(imgs)
     items = [(im, f) for im, fs in zip(imgs, found, strict=True) if (f := nearest_to_centre(fs, im.shape))]
     result: dict[str, object] = {
+        "machine": machine,
         "threads": args.threads or os.cpu_count(),
         "detector_threads": args.detector_threads,
         "detect_ms_per_image": round(det_ms, 2),

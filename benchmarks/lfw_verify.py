@@ -25,6 +25,7 @@ from lfw_common import (
     ten_fold,
     write_json,
 )
+from machine import print_banner
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit-folds", type=int, default=None, help="only use the first N folds (quick run)")
     ap.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
+    print_banner()
 
     from lookalike.faces.registry import resolve_name
 

@@ -19,12 +19,12 @@ import argparse
 import glob
 import json
 import os
-import platform
 import time
 
 import numpy as np
 
 from lookalike.search.exact import top_k
+from machine import print_banner
 
 
 def _load_base(path: str | None, dim: int) -> tuple[np.ndarray, str]:
@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--embeddings", default=None, help=".npy (or .npz with a vectors array) of real embeddings")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
+    machine = print_banner()
 
     base, origin = _load_base(args.embeddings, args.dim)
     print(f"base embeddings: {len(base)} x {base.shape[1]} from {origin}")
@@ -102,7 +103,6 @@ def main() -> None:
                 {"n": n, "queries": m, "seconds": t, "floor_seconds": floor, "ratio_to_floor": ratio, "gb_per_s": gbps}
             )
         del matrix
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": machine, "embeddings": origin, "results": results}, fh, indent=2)

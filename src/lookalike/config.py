@@ -18,5 +18,11 @@ def num_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def flush_denormals_enabled() -> bool:
+    """Whether model calls flush denormal floats to zero (default yes; ``LOOKALIKE_FLUSH_DENORMALS=0`` turns it
+    off, for measuring its effect: ``benchmarks/denormals.py``)."""
+    return os.environ.get("LOOKALIKE_FLUSH_DENORMALS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def default_dataset() -> str:
     return os.environ.get("LOOKALIKE_DATASET", DEFAULT_DATASET)

@@ -56,7 +56,7 @@ def test_index_and_search_from_s3(s3_server: S3Server, tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_s3_wrong_credentials_name_the_uri(s3_server: S3Server, tmp_path: Path) -> None:
-    fs = _upload(s3_server, "creds-e2e")
+    _upload(s3_server, "creds-e2e")
     bad = lookalike.open(tmp_path / "bad.duckdb", storage_options=s3_server.options(s3_secret="wrong"))
     report = bad.index("s3://creds-e2e/faces/")
     assert report.source_errors and "s3://creds-e2e/faces" in report.source_errors[0][1]

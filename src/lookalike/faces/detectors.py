@@ -22,14 +22,11 @@ import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lookalike.faces.runtime import flush_denormals, ort_session
 from lookalike.faces.types import DetectedFace
-
-if TYPE_CHECKING:
-    import onnxruntime
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +57,6 @@ class MTCNNOptions:
     retry_upscale: float = 2.0
     retry_thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
     threads: int | None = 1
-
-
-def _session(path: str, threads: int | None) -> onnxruntime.InferenceSession:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or os.cpu_count() or 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -165,9 +152,9 @@ class MTCNNDetector:
             )
         root = next(iter(spec.submodule_search_locations))
         threads = self.options.threads
-        self._pnet = _session(os.path.join(root, "pnet.onnx"), threads)
-        self._rnet = _session(os.path.join(root, "rnet.onnx"), threads)
-        self._onet = _session(os.path.join(root, "onet.onnx"), threads)
+        self._pnet = ort_session(os.path.join(root, "pnet.onnx"), threads)
+        self._rnet = ort_session(os.path.join(root, "rnet.onnx"), threads)
+        self._onet = ort_session(os.path.join(root, "onet.onnx"), threads)
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -177,6 +164,11 @@ class MTCNNDetector:
         h, w = img.shape[:2]
         if h < 2 or w < 2:
             return []
+        with flush_denormals():
+            return self._detect(img)
+
+    def _detect(self, img: np.ndarray) -> list[DetectedFace]:
+        h, w = img.shape[:2]
         opts = self.options
         scale = 1.0
         if max(h, w) > opts.max_side:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lookalike.config import num_threads
 from lookalike.faces.align import align_items
 from lookalike.faces.registry import register
+from lookalike.faces.runtime import flush_denormals, ort_session
 from lookalike.faces.types import DetectedFace, Detector, FaceModel, ModelCard
 
 #: Folder of the vendored weights (see ``weights/README.md`` for where each file comes from).
@@ -44,21 +44,12 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def _ort_session(path: Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or num_threads()
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
 class _Pipeline:
     """Shared plumbing: detection through the shared MTCNN, batching, normalisation.
 
     Subclasses implement :meth:`_forward` (a batch of prepared inputs -> raw embeddings) and, when the
-    crop is not the ArcFace 5-point alignment, :meth:`_prepare`.
+    crop is not the ArcFace 5-point alignment, :meth:`_prepare`. Both run with denormal floats flushed to
+    zero (:mod:`lookalike.faces.fpmode`), whatever the runtime.
     """
 
     card: ModelCard
@@ -78,9 +69,11 @@ class _Pipeline:
         """L2-normalised float32 embeddings ``(len(items), dim)`` of ``(image, face)`` pairs."""
         if not items:
             return np.empty((0, self.card.dim), dtype=np.float32)
-        chunks = [
-            self._forward(self._prepare(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)
-        ]
+        with flush_denormals():
+            chunks = [
+                self._forward(self._prepare(items[i : i + self.batch_size]))
+                for i in range(0, len(items), self.batch_size)
+            ]
         return l2_normalize(np.concatenate(chunks))
 
     def _prepare(self, items: Items) -> np.ndarray:
@@ -103,7 +96,7 @@ class FrFeatureModel(_Pipeline):
 
     def __init__(self, card: ModelCard, detector: Detector | None = None, threads: int | None = None) -> None:
         super().__init__(card, detector)
-        self._session = _ort_session(WEIGHTS_DIR / "fr_feature.onnx", threads)
+        self._session = ort_session(WEIGHTS_DIR / "fr_feature.onnx", threads)
         self._input = self._session.get_inputs()[0].name
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
@@ -128,10 +121,11 @@ class MobileFaceNetModel(_Pipeline):
         from ai_edge_litert.interpreter import Interpreter
 
         super().__init__(card, detector)
-        self._interp = Interpreter(
-            model_path=str(WEIGHTS_DIR / "MobileFaceNet.tflite"), num_threads=threads or num_threads()
-        )
-        self._interp.allocate_tensors()
+        with flush_denormals():  # LiteRT's worker threads are made here and inherit the mode
+            self._interp = Interpreter(
+                model_path=str(WEIGHTS_DIR / "MobileFaceNet.tflite"), num_threads=threads or num_threads()
+            )
+            self._interp.allocate_tensors()
         inp = self._interp.get_input_details()[0]
         self._in_index = inp["index"]
         self._fixed_batch = int(inp["shape"][0])
