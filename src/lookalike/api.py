@@ -31,8 +31,16 @@ from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
 from lookalike.records import QueryFace
 from lookalike.search import cache
+from lookalike.search.calibration import (
+    Calibration,
+    card_calibration,
+    decide,
+    decide_array,
+    reason,
+    user_calibration,
+)
 from lookalike.search.diskcache import load_cached_matrix
-from lookalike.search.distances import Distance, parse_distance, threshold_for
+from lookalike.search.distances import Distance, parse_distance
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.storage import StorageOptions, has_glob, list_objects, read_object
 
@@ -57,8 +65,10 @@ class SearchHit:
     face_id: int
     bbox: tuple[float, float, float, float]
     distance: float
-    same_person: bool
+    #: True (same person), False (different people) or None (uncertain: see ``same_person_reason``).
+    same_person: bool | None
     query_bbox: tuple[float, float, float, float] | None = None
+    same_person_reason: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -72,16 +82,19 @@ class SearchHit:
             "bbox": _bbox_list(self.bbox),
             "distance": round(self.distance, 6),
             "same_person": self.same_person,
+            "same_person_reason": self.same_person_reason,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """Rows of a search, plus the queries that could not be used (when ``skip_errors`` was set)."""
+    """Rows of a search, plus the queries that could not be used (when ``skip_errors`` was set), and the
+    same-person calibration the rows were decided with."""
 
     hits: list[SearchHit]
     queries: list[QueryFace]
     errors: list[tuple[str, str]] = field(default_factory=list)
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +106,8 @@ class VerifyResult:
     model: str
     distance: float
     threshold: float
-    same_person: bool
+    same_person: bool | None
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -103,6 +117,10 @@ class VerifyResult:
             "distance": round(self.distance, 6),
             "threshold": self.threshold,
             "same_person": self.same_person,
+            "same_person_reason": reason(self.calibration)
+            if self.same_person is None and self.calibration is not None
+            else None,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
 
@@ -289,12 +307,17 @@ class Dataset:
         distance: Distance | str = "cosine",
         largest: bool = False,
         skip_errors: bool = False,
+        threshold: float | None = None,
     ) -> SearchResult:
         """The ``top_k`` nearest indexed faces to every face of every query, in one pass over the table.
 
         Queries are image paths/URIs (every face in them, or only the largest with ``largest=True``), raw image
         bytes, ``face:ID`` for an indexed face, or embedding vectors. ``skip_errors`` records a query that
         fails (unreadable, no face) in ``result.errors`` instead of raising.
+
+        Each row's ``same_person`` follows the table's calibration (:mod:`lookalike.search.calibration`):
+        ``True``, ``False``, or ``None`` when the distance lies where this table's population can't be told
+        apart (the row's ``same_person_reason`` says why). ``threshold`` (a cosine distance) overrides it.
         """
         dist = parse_distance(distance)
         if top_k < 1:
@@ -308,11 +331,16 @@ class Dataset:
         if qmat.shape[1] != info.dim:
             raise SearchError(f"query vectors have {qmat.shape[1]} dimensions, table {table!r} has {info.dim}")
         idx, dists = exact_top_k(matrix.matrix, qmat, top_k, dist)
-        thr = threshold_for(dist, info.threshold)
+        cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
+        # decisions are made on cosine distance, whatever distance the rows are ranked and shown in
+        cosine = np.clip(1.0 - np.einsum("qd,qkd->qk", qmat, matrix.matrix[idx]), 0.0, 2.0)
+        verdicts = decide_array(cosine, cal)
+        why = reason(cal)
         hits: list[SearchHit] = []
         for qi, q in enumerate(qfaces):
             for rank, (row, d) in enumerate(zip(idx[qi], dists[qi], strict=True), start=1):
                 bbox = matrix.bbox[row]
+                verdict = verdicts[qi][rank - 1]
                 hits.append(
                     SearchHit(
                         query_uri=q.uri,
@@ -324,14 +352,38 @@ class Dataset:
                         face_id=int(matrix.face_id[row]),
                         bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
                         distance=float(d),
-                        same_person=bool(d <= thr),
+                        same_person=verdict,
+                        same_person_reason=why if verdict is None else None,
                     )
                 )
-        return SearchResult(hits=hits, queries=qfaces, errors=errors)
+        return SearchResult(hits=hits, queries=qfaces, errors=errors, calibration=cal)
 
-    def verify(self, a: str | bytes, b: str | bytes, *, model: str | None = None) -> VerifyResult:
-        """Compare the largest face of image ``a`` with the largest face of image ``b``."""
+    def verify(
+        self,
+        a: str | bytes,
+        b: str | bytes,
+        *,
+        model: str | None = None,
+        table: str | None = None,
+        threshold: float | None = None,
+    ) -> VerifyResult:
+        """Compare the largest face of image ``a`` with the largest face of image ``b``.
+
+        The decision uses ``threshold`` (a cosine distance) when given, else the calibration of ``table`` (its
+        model then embeds), else the model card's fallback: sure up to its ``safe_threshold``, ``None``
+        (uncertain) up to its LFW threshold; see :mod:`lookalike.search.calibration`.
+        """
+        if table is not None:
+            info = self._matrix(table)[0]
+            if model is not None and get_card(model).name != info.model:
+                raise InvalidArgument(f"table {table!r} holds {info.model!r} embeddings, not {model!r}")
+            model = info.model
+            cal = info.calibration
         card = get_card(model)
+        if table is None:
+            cal = card_calibration(card.threshold, card.safe_threshold, note="verify without a table")
+        if threshold is not None:
+            cal = user_calibration(threshold, card.threshold)
         fa, fb = self.embed([a, b], model=card.name, largest=True)
         for faces, img in ((fa, a), (fb, b)):
             if not faces:
@@ -343,8 +395,9 @@ class Dataset:
             b=fb[0],
             model=card.name,
             distance=dist,
-            threshold=card.threshold,
-            same_person=dist <= card.threshold,
+            threshold=cal.threshold,
+            same_person=decide(dist, cal),
+            calibration=cal,
         )
 
     # ------------------------------------------------------------------------------------------ SQL

@@ -21,6 +21,7 @@ from lookalike.api import Dataset
 from lookalike.errors import LookalikeError
 from lookalike.faces.registry import DEFAULT_MODEL, is_installed, list_cards
 from lookalike.ingest import DEFAULT_CHUNK
+from lookalike.search.calibration import Calibration
 from lookalike.search.distances import DISTANCES
 from lookalike.textable import render
 
@@ -74,6 +75,12 @@ table_option = click.option(
     "--table", default=config.DEFAULT_TABLE, show_default=True, help="Name of the face table (collection)."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+threshold_option = click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 2.0),
+    default=None,
+    help="Cosine distance at or below which faces are the same person (overrides the table's calibration).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -181,6 +188,7 @@ def index(
 @click.option("--top-k", "top_k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--distance", type=click.Choice(DISTANCES, case_sensitive=False), default="cosine", show_default=True)
 @click.option("--largest", is_flag=True, help="Use only the largest face of each query image.")
+@threshold_option
 @json_option
 @handle_errors
 def search(
@@ -190,6 +198,7 @@ def search(
     top_k: int,
     distance: str,
     largest: bool,
+    threshold: float | None,
     as_json: bool,
 ) -> None:
     """The indexed faces most similar to every face in IMAGES.
@@ -198,7 +207,13 @@ def search(
     """
     ds = Dataset(dataset)
     result = ds.search(
-        list(images), table=table, top_k=top_k, distance=distance, largest=largest, skip_errors=len(images) > 1
+        list(images),
+        table=table,
+        top_k=top_k,
+        distance=distance,
+        largest=largest,
+        skip_errors=len(images) > 1,
+        threshold=threshold,
     )
     for name, msg in result.errors:
         click.echo(f"error: {msg}" if name in msg else f"error: {name}: {msg}", err=True)
@@ -206,11 +221,21 @@ def search(
         _emit_json([h.to_dict() for h in result.hits])
     else:
         rows = [
-            (_short(h.query_uri), h.query_face, h.rank, _short(h.uri), h.face, h.distance, h.same_person)
+            (
+                _short(h.query_uri),
+                h.query_face,
+                h.rank,
+                _short(h.uri),
+                h.face,
+                h.distance,
+                "uncertain" if h.same_person is None else h.same_person,
+            )
             for h in result.hits
         ]
         headers = ["query", "qface", "rank", "uri", "face", "distance", "same_person"]
         click.echo(render(headers, rows))
+        if result.calibration is not None:
+            click.echo(f"same_person: {result.calibration.summary()} (None = uncertain; --threshold to decide)")
     if result.errors:
         sys.exit(EXIT_PARTIAL if result.hits else EXIT_ERROR)
 
@@ -219,16 +244,34 @@ def search(
 @click.argument("image_a")
 @click.argument("image_b")
 @click.option("--model", default=None, help=f"Face model [default: {DEFAULT_MODEL}]")
+@click.option("--dataset", "dataset", default=None, help="Decide with a table of this dataset (see --table).")
+@click.option("--table", "table", default=None, help="Decide with this table's calibration (and its model).")
+@threshold_option
 @json_option
 @handle_errors
-def verify(image_a: str, image_b: str, model: str | None, as_json: bool) -> None:
-    """Are the largest faces of IMAGE_A and IMAGE_B the same person?"""
-    res = Dataset(None).verify(image_a, image_b, model=model)
+def verify(
+    image_a: str,
+    image_b: str,
+    model: str | None,
+    dataset: str | None,
+    table: str | None,
+    threshold: float | None,
+    as_json: bool,
+) -> None:
+    """Are the largest faces of IMAGE_A and IMAGE_B the same person?
+
+    Without --table or --threshold the model card decides: the same person up to its population-safe
+    threshold, uncertain up to its LFW threshold, different people beyond.
+    """
+    if dataset is not None and table is None:
+        table = config.DEFAULT_TABLE
+    res = Dataset(dataset).verify(image_a, image_b, model=model, table=table, threshold=threshold)
     if as_json:
         _emit_json(res.to_dict())
     else:
-        verdict = "same person" if res.same_person else "different people"
-        click.echo(f"{verdict}: cosine distance {res.distance:.4f} (threshold {res.threshold:.4f}, {res.model})")
+        verdict = {True: "same person", False: "different people", None: "uncertain"}[res.same_person]
+        cal = f"; {res.calibration.summary()}" if res.calibration is not None else ""
+        click.echo(f"{verdict}: cosine distance {res.distance:.4f} ({res.model}{cal})")
 
 
 @main.command()
@@ -249,6 +292,7 @@ def models(as_json: bool) -> None:
                     "detector": c.detector,
                     "threshold": c.threshold,
                     "threshold_note": c.threshold_note,
+                    "safe_threshold": c.safe_threshold,
                     "lfw_accuracy": c.lfw_accuracy,
                     "licence": c.licence,
                     "weights": c.weights,
@@ -264,13 +308,18 @@ def models(as_json: bool) -> None:
             c.name + (" (default)" if c.name == DEFAULT_MODEL else ""),
             c.dim,
             f"{c.threshold:.3f}",
+            f"{c.safe_threshold:.3f}" if c.safe_threshold is not None else "",
             f"{c.lfw_accuracy * 100:.2f} %" if c.lfw_accuracy else "",
             c.licence,
             "yes" if is_installed(c.name) else f"no: {c.install_hint}",
         )
         for c in cards
     ]
-    click.echo(render(["model", "dim", "threshold", "LFW", "licence", "installed"], rows))
+    click.echo(render(["model", "dim", "threshold", "safe", "LFW", "licence", "installed"], rows))
+    click.echo(
+        "threshold: LFW FAR 0.1 %; safe: where the most look-alike population measured stays near 0.3 % false "
+        "matches. Each table calibrates its own decision from its faces: see lookalike tables."
+    )
 
 
 @main.command()
@@ -287,7 +336,15 @@ def tables(dataset: str | None, as_json: bool) -> None:
         click.echo("no tables yet: run lookalike index FOLDER")
         return
     keys = ["name", "model", "dim", "objects", "faces", "no_face", "errors", "version"]
-    click.echo(render(keys, [[s[k] for k in keys] for s in stats]))
+    rows = [[s[k] for k in keys] + [_calibration_summary(s)] for s in stats]
+    click.echo(render([*keys, "same_person"], rows))
+
+
+def _calibration_summary(stats: dict[str, object]) -> str:
+    cal = stats.get("calibration")
+    if not isinstance(cal, dict):
+        return ""
+    return Calibration(**cal).summary()
 
 
 @main.command("drop-table")

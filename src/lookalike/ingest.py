@@ -28,6 +28,7 @@ from lookalike.executors import get_executor
 from lookalike.faces.registry import get_card
 from lookalike.images import DEFAULT_MAX_PIXELS
 from lookalike.records import ObjectResult
+from lookalike.search.calibration import SAMPLE_FACES, Calibration, calibrate
 from lookalike.storage import ObjectInfo, StorageOptions, list_objects, would_list
 
 #: Objects per chunk: one unit of work for a worker and one committed transaction.
@@ -51,6 +52,8 @@ class IndexReport:
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (uri or source, message)
     source_errors: list[tuple[str, str]] = field(default_factory=list)
+    #: The table's same-person calibration after the job (recomputed when the job changed the table).
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +70,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "errors": [{"uri": u, "message": m} for u, m in self.errors],
             "source_errors": [{"source": s, "message": m} for s, m in self.source_errors],
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
 
@@ -195,8 +199,27 @@ def _run(
     info, stored = _open_table(dataset_path, table, model)
     report = IndexReport(table=table, model=info.model)
     _execute(dataset_path, info, make_plan(stored, report), report, opts)
+    report.calibration = recalibrate(dataset_path, table)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def recalibrate(dataset_path: str | Path, table: str, *, force: bool = False) -> Calibration:
+    """Recompute ``table``'s same-person calibration from its faces when its version moved since the last one.
+
+    Reads a repeatable sample of at most :data:`~lookalike.search.calibration.SAMPLE_FACES` embeddings, so it
+    costs well under a second at any table size. Returns the calibration in force.
+    """
+    with connect(dataset_path) as con:
+        info = store.get_table(con, table)
+        if not force and info.calibrated_version == info.version:
+            return info.calibration
+        card = get_card(info.model)
+        sample = store.sample_embeddings(con, info, SAMPLE_FACES)
+        cal = calibrate(sample, card.threshold, card.safe_threshold)
+        with store.transaction(con):
+            store.set_calibration(con, info, cal)
+        return cal
 
 
 def _open_table(

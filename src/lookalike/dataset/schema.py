@@ -9,6 +9,7 @@ Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's o
   indexing went (``status`` = ``ok`` | ``no_face`` | ``error``).
 - ``faces_<table>``: one row per detected face (``embedding FLOAT[dim]``), or one status row per object with no
   face or an error (``embedding`` NULL, ``status`` says why). Created per table by :func:`faces_ddl`.
+- ``lookalike_tables.calibration`` (version 3): the table's same-person calibration, recomputed when it changes.
 - ``lookalike_sql_*`` (version 2): the catalog of the SQL front end (:mod:`lookalike.sql`): models made with
   ``CREATE MODEL``, object tables made with ``CREATE EXTERNAL TABLE`` and their metadata cache, and vector
   index definitions.
@@ -26,7 +27,7 @@ import duckdb
 
 from lookalike.errors import DatasetError, InvalidArgument
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -81,8 +82,15 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Each face table's same-person calibration (:mod:`lookalike.search.calibration`), as JSON, and the table
+    version it was computed for."""
+    con.execute("ALTER TABLE lookalike_tables ADD COLUMN IF NOT EXISTS calibration JSON")
+    con.execute("ALTER TABLE lookalike_tables ADD COLUMN IF NOT EXISTS calibrated_version BIGINT")
+
+
 #: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

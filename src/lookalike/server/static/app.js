@@ -235,7 +235,7 @@
     const table = encodeURIComponent(res.table);
     for (const r of rows) {
       const card = document.createElement("article");
-      card.className = "card" + (r.same_person ? " same" : "");
+      card.className = "card" + (r.same_person === true ? " same" : "");
       card.dataset.uri = r.uri;
       card.dataset.rank = String(r.rank);
 
@@ -268,8 +268,11 @@
       dist.className = "distance";
       dist.textContent = res.distance + " " + r.distance.toFixed(3);
       const badge = document.createElement("span");
-      badge.className = "badge " + (r.same_person ? "yes" : "no");
-      badge.textContent = r.same_person ? "same person" : "different";
+      // same_person is true, false, or null: uncertain for this table's population (the reason is the tooltip)
+      const verdict = r.same_person === true ? "yes" : r.same_person === false ? "no" : "maybe";
+      badge.className = "badge " + verdict;
+      badge.textContent = { yes: "same person", no: "different", maybe: "uncertain" }[verdict];
+      if (r.same_person_reason) badge.title = r.same_person_reason;
       meta.append(dist, badge);
       const full = document.createElement("a");
       full.className = "full";
