@@ -235,7 +235,10 @@ def search(
         headers = ["query", "qface", "rank", "uri", "face", "distance", "same_person"]
         click.echo(render(headers, rows))
         if result.calibration is not None:
-            click.echo(f"same_person: {result.calibration.summary()} (uncertain: distance where this population's different people also fall; --threshold to decide)")
+            click.echo(
+                f"same_person: {result.calibration.summary()} (uncertain: distance where this population's "
+                "different people also fall; --threshold to decide)"
+            )
     if result.errors:
         sys.exit(EXIT_PARTIAL if result.hits else EXIT_ERROR)
 
