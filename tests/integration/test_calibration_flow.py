@@ -100,3 +100,20 @@ def test_cli_shows_the_calibration_and_takes_a_threshold(tmp_path: Path, photos:
         main, ["search", str(DATA / "queries/Serena_Williams_0010.jpg"), "--dataset", dataset, "--threshold", "3"]
     )
     assert bad.exit_code != 0 and "threshold" in bad.output.lower()
+
+
+def test_a_schema_2_dataset_migrates_and_calibrates_on_its_next_index(tmp_path: Path, photos: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    lookalike.open(path).index(str(photos))
+    with duckdb.connect(str(path)) as con:  # make it look like a dataset written before calibrations existed
+        con.execute("ALTER TABLE lookalike_tables DROP COLUMN calibration")
+        con.execute("ALTER TABLE lookalike_tables DROP COLUMN calibrated_version")
+        con.execute("UPDATE lookalike_meta SET value = '2' WHERE key = 'schema_version'")
+    ds = lookalike.open(path)
+    before = ds.search(str(DATA / "queries/Tony_Blair_0010.jpg"), top_k=1)
+    assert before.calibration is not None and before.calibration.method == "card"
+    assert "not calibrated yet" in before.calibration.note and before.hits[0].same_person is True
+    report = ds.index(str(photos))
+    assert report.unchanged == 36 and report.calibration is not None and report.calibration.method == "dataset"
