@@ -12,15 +12,14 @@ Each photo's largest face is embedded through the production pipeline (``detect_
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-CACHE = HERE / "cache"
-SHARED = HERE.parent.parent / "shared" / "data"
+from lfw_common import CACHE, _load_npz, _save_npz
+from lfw_common import DEFAULT_DATA as SHARED
+
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".gif"}
 
 
@@ -58,15 +57,16 @@ def embed_set(name: str, group: str, root: Path, model: str, labelled: bool, bat
 
     files, person = list_photos(root, labelled)
     path = CACHE / f"fair-{model}-{name}.npz"
+    stored = _load_npz(path)
+    triples = zip(stored.get("names", []), stored.get("vectors", []), stored.get("ok", []), strict=True)
     cached: dict[str, np.ndarray] = {}
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            names, vectors, ok = z["names"], z["vectors"], z["ok"]
-        cached = {str(n): v for n, v, good in zip(names, vectors, ok, strict=True) if good}
-        missing_marker = {str(n) for n, good in zip(names, ok, strict=True) if not good}
-    else:
-        missing_marker = set()
-    todo = [f for f in files if f not in cached and f not in missing_marker]
+    no_face: set[str] = set()
+    for n, v, good in triples:
+        if good:
+            cached[str(n)] = v
+        else:
+            no_face.add(str(n))
+    todo = [f for f in files if f not in cached and f not in no_face]
     if todo:
         m = get_model(model)
         for s in range(0, len(todo), batch):
@@ -76,15 +76,11 @@ def embed_set(name: str, group: str, root: Path, model: str, labelled: bool, bat
                 if faces:
                     cached[f] = emb[0]
                 else:
-                    missing_marker.add(f)
-        names = sorted(cached) + sorted(missing_marker)
-        dim = m.card.dim
-        vecs = np.stack([cached[n] for n in sorted(cached)] + [np.zeros(dim, np.float32)] * len(missing_marker))
-        ok = np.array([True] * len(cached) + [False] * len(missing_marker))
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, names=np.array(names), vectors=vecs.astype(np.float32), ok=ok)
-        os.replace(tmp, path)
+                    no_face.add(f)
+        names = sorted(cached) + sorted(no_face)
+        vecs = np.stack([cached[n] for n in sorted(cached)] + [np.zeros(m.card.dim, np.float32)] * len(no_face))
+        ok = np.array([True] * len(cached) + [False] * len(no_face))
+        _save_npz(path, names=np.array(names), vectors=vecs.astype(np.float32), ok=ok)
     keep = [i for i, f in enumerate(files) if f in cached]
     return FaceSet(
         name=name,

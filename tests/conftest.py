@@ -137,6 +137,18 @@ def _http_answers(url: str) -> bool:
 _BUCKET_READY_S = 30.0
 
 
+def _write_check(fs: Any, bucket: str) -> bool:
+    """One try: create ``bucket`` if needed, write a small object, read it back and delete it (errors raise)."""
+    key = f"{bucket}/.lookalike-write-check"
+    if not fs.exists(bucket):
+        fs.mkdir(bucket)
+    fs.pipe_file(key, b"ok")
+    landed = bool(fs.cat_file(key) == b"ok")
+    fs.rm_file(key)
+    fs.invalidate_cache()
+    return landed
+
+
 def _verified_bucket(fs: Any, bucket: str, log: Path | None) -> None:
     """Create ``bucket`` and write, read back and delete a probe object in it, retrying for a while.
 
@@ -144,16 +156,10 @@ def _verified_bucket(fs: Any, bucket: str, log: Path | None) -> None:
     here (and failing with the server's log) keeps that out of the tests themselves.
     """
     deadline = time.monotonic() + _BUCKET_READY_S
-    key = f"{bucket}/.lookalike-write-check"
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            if not fs.exists(bucket):
-                fs.mkdir(bucket)
-            fs.pipe_file(key, b"ok")
-            if fs.cat_file(key) == b"ok":
-                fs.rm_file(key)
-                fs.invalidate_cache()
+            if _write_check(fs, bucket):
                 return
         except Exception as exc:  # any error: the server may still be growing volumes; try again
             last = exc
@@ -292,11 +298,7 @@ def _s3_writable(server: S3Server, log: Path) -> Callable[[], bool]:
         if not _http_answers(server.endpoint_url):
             return False
         try:
-            fs = server.filesystem()
-            if not fs.exists("lookalike-ready"):
-                fs.mkdir("lookalike-ready")
-            fs.pipe_file("lookalike-ready/probe", b"ok")
-            return bool(fs.cat_file("lookalike-ready/probe") == b"ok")
+            return _write_check(server.filesystem(), "lookalike-ready")
         except Exception as exc:  # not ready yet: any error means "try again"
             with log.open("a") as out:
                 out.write(f"\n[readiness probe] {type(exc).__name__}: {exc}\n")

@@ -203,6 +203,10 @@ class Dataset:
         with reader(self.path) as con:
             return store.get_table(con, name)
 
+    def _table_info(self, table: str) -> store.TableInfo:
+        """The table's catalog row (a hook: ``lookalike.server`` reads it from its snapshot)."""
+        return self.table(table)
+
     def _matrix(self, table: str) -> tuple[store.TableInfo, store.FaceMatrix]:
         """The table and its face matrix (a hook: ``lookalike.server`` reads it from a lock-tolerant snapshot)."""
         with reader(self.path) as con:
@@ -332,9 +336,7 @@ class Dataset:
             raise SearchError(f"query vectors have {qmat.shape[1]} dimensions, table {table!r} has {info.dim}")
         idx, dists = exact_top_k(matrix.matrix, qmat, top_k, dist)
         cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
-        # decisions are made on cosine distance, whatever distance the rows are ranked and shown in
-        cosine = np.clip(1.0 - np.einsum("qd,qkd->qk", qmat, matrix.matrix[idx]), 0.0, 2.0)
-        verdicts = decide_array(cosine, cal)
+        verdicts = decide_array(dists, cal, dist)
         why = reason(cal)
         hits: list[SearchHit] = []
         for qi, q in enumerate(qfaces):
@@ -373,17 +375,16 @@ class Dataset:
         model then embeds), else the model card's fallback: sure up to its ``safe_threshold``, ``None``
         (uncertain) up to its LFW threshold; see :mod:`lookalike.search.calibration`.
         """
-        if table is not None:
-            info = self._matrix(table)[0]
-            if model is not None and get_card(model).name != info.model:
-                raise InvalidArgument(f"table {table!r} holds {info.model!r} embeddings, not {model!r}")
-            model = info.model
-            cal = info.calibration
-        card = get_card(model)
-        if table is None:
-            cal = card_calibration(card.threshold, card.safe_threshold, note="verify without a table")
+        info = self._table_info(table) if table is not None else None
+        if info is not None and model is not None and get_card(model).name != info.model:
+            raise InvalidArgument(f"table {table!r} holds {info.model!r} embeddings, not {model!r}")
+        card = get_card(info.model if info is not None else model)
         if threshold is not None:
             cal = user_calibration(threshold, card.threshold)
+        elif info is not None:
+            cal = info.calibration
+        else:
+            cal = card_calibration(card.threshold, card.safe_threshold, note="verify without a table")
         fa, fb = self.embed([a, b], model=card.name, largest=True)
         for faces, img in ((fa, a), (fb, b)):
             if not faces:

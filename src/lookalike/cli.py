@@ -247,7 +247,7 @@ def search(
 @click.argument("image_a")
 @click.argument("image_b")
 @click.option("--model", default=None, help=f"Face model [default: {DEFAULT_MODEL}]")
-@click.option("--dataset", "dataset", default=None, help="Decide with a table of this dataset (see --table).")
+@dataset_option
 @click.option("--table", "table", default=None, help="Decide with this table's calibration (and its model).")
 @threshold_option
 @json_option
@@ -339,15 +339,8 @@ def tables(dataset: str | None, as_json: bool) -> None:
         click.echo("no tables yet: run lookalike index FOLDER")
         return
     keys = ["name", "model", "dim", "objects", "faces", "no_face", "errors", "version"]
-    rows = [[s[k] for k in keys] + [_calibration_summary(s)] for s in stats]
+    rows = [[s[k] for k in keys] + [Calibration(**s["calibration"]).summary()] for s in stats]  # type: ignore[arg-type]
     click.echo(render([*keys, "same_person"], rows))
-
-
-def _calibration_summary(stats: dict[str, object]) -> str:
-    cal = stats.get("calibration")
-    if not isinstance(cal, dict):
-        return ""
-    return Calibration(**cal).summary()
 
 
 @main.command("drop-table")

@@ -204,7 +204,7 @@ def _run(
     return report
 
 
-def recalibrate(dataset_path: str | Path, table: str, *, force: bool = False) -> Calibration:
+def recalibrate(dataset_path: str | Path, table: str) -> Calibration:
     """Recompute ``table``'s same-person calibration from its faces when its version moved since the last one.
 
     Reads a repeatable sample of at most :data:`~lookalike.search.calibration.SAMPLE_FACES` embeddings, so it
@@ -212,13 +212,11 @@ def recalibrate(dataset_path: str | Path, table: str, *, force: bool = False) ->
     """
     with connect(dataset_path) as con:
         info = store.get_table(con, table)
-        if not force and info.calibrated_version == info.version:
+        if info.calibrated_version == info.version:
             return info.calibration
         card = get_card(info.model)
-        sample = store.sample_embeddings(con, info, SAMPLE_FACES)
-        cal = calibrate(sample, card.threshold, card.safe_threshold)
-        with store.transaction(con):
-            store.set_calibration(con, info, cal)
+        cal = calibrate(store.sample_embeddings(con, info, SAMPLE_FACES), card.threshold, card.safe_threshold)
+        store.set_calibration(con, info, cal)
         return cal
 
 

@@ -34,11 +34,15 @@ class TableInfo:
     dim: int
     faces_table: str
     version: int
-    threshold: float
-    #: The same-person decision in force (``threshold`` is its ``threshold``): the stored calibration, or the
-    #: card's fallback before the first one; see :mod:`lookalike.search.calibration`.
+    #: The same-person decision in force: the stored calibration, or the card's fallback before the first one;
+    #: see :mod:`lookalike.search.calibration`.
     calibration: Calibration
     calibrated_version: int | None = None
+
+    @property
+    def threshold(self) -> float:
+        """Cosine distance at or below which two faces of this table are the same person."""
+        return self.calibration.threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +85,16 @@ def register_model(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
 
 
 def _table_from_row(row: tuple) -> TableInfo:
-    card_threshold = float(row[5])
     cal = Calibration.from_json(row[6])
     if cal is None:
         card = json.loads(row[7]) if row[7] else {}
-        cal = card_calibration(card_threshold, card.get("safe_threshold"), note="not calibrated yet")
+        cal = card_calibration(float(row[5]), card.get("safe_threshold"), note="not calibrated yet")
     return TableInfo(
         name=row[0],
         model=row[1],
         dim=int(row[2]),
         faces_table=row[3],
         version=int(row[4]),
-        threshold=cal.threshold,
         calibration=cal,
         calibrated_version=None if row[8] is None else int(row[8]),
     )

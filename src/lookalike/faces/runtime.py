@@ -42,6 +42,8 @@ def ort_session(path: str | Path, threads: int | None = None) -> Any:
     """An onnxruntime CPU session for the model file at ``path`` (see :func:`ort_session_options`)."""
     import onnxruntime as ort
 
+    # onnxruntime sets the flush mode on the thread that builds a session and leaves it there; building inside
+    # the block restores the caller's mode afterwards
     with flush_denormals():
         return ort.InferenceSession(
             str(path), sess_options=ort_session_options(threads), providers=["CPUExecutionProvider"]

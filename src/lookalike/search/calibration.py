@@ -33,6 +33,8 @@ from typing import Literal
 
 import numpy as np
 
+from lookalike.search.distances import Distance, threshold_for
+
 CalibrationMethod = Literal["dataset", "card", "user"]
 
 #: Different-person distances of any population measured sit well above this (cosine distance); the mode of the
@@ -124,13 +126,12 @@ def pair_distances(vectors: np.ndarray, sample: int = SAMPLE_FACES, seed: int = 
     return np.clip(1.0 - sims[iu], 0.0, 2.0)
 
 
-def impostor_mode_and_spread(distances: np.ndarray) -> tuple[float, float, int] | None:
-    """Mode and upper-side spread of the different-person distances, and the pairs above the mode.
+def impostor_mode_and_spread(distances: np.ndarray) -> tuple[float, float] | None:
+    """Location ("mode") and upper-side spread of the different-person distances.
 
-    The location ("mode") is the median of the distances above :data:`IMPOSTOR_FLOOR` (more stable than a
-    histogram peak on a few thousand pairs); the spread is the median distance above it divided by 0.6745 (a
-    normal's scale from one side). ``None`` when there are
-    too few pairs above the floor to say.
+    The location is the median of the distances above :data:`IMPOSTOR_FLOOR` (more stable than a histogram peak
+    on a few thousand pairs); the spread is the median distance above it divided by 0.6745 (a normal's scale
+    from one side). ``None`` when there are too few pairs above the floor to say.
     """
     upper = distances[distances >= IMPOSTOR_FLOOR]
     if len(upper) < MIN_UPPER_PAIRS:
@@ -139,7 +140,7 @@ def impostor_mode_and_spread(distances: np.ndarray) -> tuple[float, float, int] 
     above = upper[upper > mode] - mode
     if len(above) < MIN_UPPER_PAIRS // 2:
         return None
-    return mode, float(np.median(above) / 0.6745), len(above)
+    return mode, float(np.median(above) / 0.6745)
 
 
 def calibrate(vectors: np.ndarray, card_threshold: float, safe_threshold: float | None = None) -> Calibration:
@@ -155,7 +156,7 @@ def calibrate(vectors: np.ndarray, card_threshold: float, safe_threshold: float 
         return card_calibration(
             card_threshold, safe_threshold, note=f"{n} faces: too few different-person pairs to calibrate"
         )
-    mode, spread, _upper_pairs = est
+    mode, spread = est
     threshold = mode - SHIFT * spread
     low_share = float(np.mean(dist <= card_threshold))  # same-person pairs, and the closest different people
     if low_share > MAX_LOW_SHARE:
@@ -187,12 +188,13 @@ def decide(distance: float, cal: Calibration) -> bool | None:
     return None
 
 
-def decide_array(distances: np.ndarray, cal: Calibration) -> list[list[bool | None]]:
-    """:func:`decide` for a ``(queries, k)`` array of cosine distances, as nested lists."""
+def decide_array(distances: np.ndarray, cal: Calibration, distance: Distance = "cosine") -> list[list[bool | None]]:
+    """:func:`decide` for a ``(queries, k)`` array of distances of kind ``distance`` (unit vectors), as nested
+    lists; the calibration's cosine thresholds are converted with :func:`threshold_for`."""
     d = np.atleast_2d(np.asarray(distances, dtype=np.float64))
     out = np.full(d.shape, None, dtype=object)
-    out[d <= cal.threshold] = True
-    out[d > cal.uncertain_above] = False
+    out[d <= threshold_for(distance, cal.threshold)] = True
+    out[d > threshold_for(distance, cal.uncertain_above)] = False
     return [list(row) for row in out]
 
 

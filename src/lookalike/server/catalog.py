@@ -224,9 +224,8 @@ def _table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     if current_version(con) == 0:
         return []
     stats = store.table_stats(con)
-    thresholds = {name: store.get_table(con, name).threshold for name in (str(s["name"]) for s in stats)}
     for s in stats:
-        s["threshold"] = thresholds[str(s["name"])]
+        s["threshold"] = s["calibration"]["threshold"]  # type: ignore[index]
     return stats
 
 
@@ -246,6 +245,9 @@ class ServingDataset(Dataset):
     def _matrix(self, table: str) -> tuple[store.TableInfo, store.FaceMatrix]:
         self.snapshot = self.catalog.snapshot(table)
         return self.snapshot.info, self.snapshot.matrix
+
+    def _table_info(self, table: str) -> store.TableInfo:
+        return self._matrix(table)[0]
 
     def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
         raw = query.removeprefix("face:")
