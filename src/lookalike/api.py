@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 
 from lookalike import config
@@ -41,7 +42,9 @@ from lookalike.search.calibration import (
 )
 from lookalike.search.diskcache import load_cached_matrix
 from lookalike.search.distances import Distance, parse_distance
-from lookalike.search.exact import top_k as exact_top_k
+from lookalike.search.vindex import faces as face_indexes
+from lookalike.search.vindex.searcher import IndexUsage
+from lookalike.search.vindex.spec import SearchKnobs, parse_index_options
 from lookalike.storage import StorageOptions, has_glob, list_objects, read_object
 
 if TYPE_CHECKING:
@@ -95,6 +98,8 @@ class SearchResult:
     queries: list[QueryFace]
     errors: list[tuple[str, str]] = field(default_factory=list)
     calibration: Calibration | None = None
+    #: How the search used the table's vector index (``mode`` FULLY_USED, PARTIALLY_USED or UNUSED, and why).
+    index_usage: IndexUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +193,70 @@ class Dataset:
 
     def drop_table(self, table: str) -> None:
         with writer(self.path) as con:
+            info = store.get_table(con, table)
+            face_indexes.drop_all(con, self.path, info)
             store.drop_table(con, table)
+
+    # ------------------------------------------------------------------------------------------ vector indexes
+
+    def create_vector_index(
+        self,
+        table: str = config.DEFAULT_TABLE,
+        *,
+        index_type: str = "TREE_AH",
+        distance: str = "COSINE",
+        num_lists: int | None = None,
+        leaf_node_embedding_count: int | None = None,
+        name: str | None = None,
+        replace: bool = False,
+    ) -> dict[str, object]:
+        """Build a vector index on ``table`` (BigQuery's ``CREATE VECTOR INDEX``); searches then use it.
+
+        ``TREE_AH`` (compressed codes scanned whole, best candidates re-ranked exactly) keeps nearly every true
+        match at a fraction of the time; ``IVF`` (exact vectors in lists) is exact only when every list is
+        searched. See :mod:`lookalike.search.vindex` and the README's measured recall.
+        """
+        options: dict[str, object] = {"index_type": index_type, "distance_type": distance}
+        if num_lists is not None:
+            options["ivf_options"] = {"num_lists": num_lists}
+        if leaf_node_embedding_count is not None:
+            options["tree_ah_options"] = {"leaf_node_embedding_count": leaf_node_embedding_count}
+        spec = parse_index_options(options)
+        with writer(self.path) as con:
+            info = store.get_table(con, table)
+            rec = face_indexes.create(con, self.path, info, spec, name=name, replace=replace)
+            return self._describe(con, info, rec)
+
+    def rebuild_vector_index(self, table: str = config.DEFAULT_TABLE, name: str | None = None) -> dict[str, object]:
+        """Train the table's index again over its rows as they are now (``ALTER VECTOR INDEX ... REBUILD``)."""
+        with writer(self.path) as con:
+            info = store.get_table(con, table)
+            rec = face_indexes.rebuild(con, self.path, info, name)
+            return self._describe(con, info, rec)
+
+    def drop_vector_index(self, table: str = config.DEFAULT_TABLE, name: str | None = None) -> str:
+        """Drop the table's index and delete its files; returns its name."""
+        with writer(self.path) as con:
+            info = store.get_table(con, table)
+            return face_indexes.drop(con, self.path, info, name).name
+
+    def vector_indexes(self, table: str | None = None) -> list[dict[str, object]]:
+        """Every vector index of the dataset's face tables (or of ``table``), with its coverage and drift."""
+        if not os.path.exists(self.path):
+            return []
+        out: list[dict[str, object]] = []
+        with reader(self.path) as con:
+            names = [table] if table is not None else store.table_names(con)
+            for name in names:
+                info = store.get_table(con, name)
+                for rec in face_indexes.indexes(con, info):
+                    out.append(self._describe(con, info, rec))
+        return out
+
+    def _describe(
+        self, con: duckdb.DuckDBPyConnection, info: store.TableInfo, rec: face_indexes.IndexRecord
+    ) -> dict[str, object]:
+        return face_indexes.describe(self.path, rec, store.face_ids(con, info), info.name)
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -218,6 +286,12 @@ class Dataset:
             return info, cache.get_matrix(self.path, table, info.version, load)
 
     # ------------------------------------------------------------------------------------------ faces
+
+    def _vector_index(self, info: store.TableInfo) -> face_indexes.IndexRecord | None:
+        """The table's vector index record, if any (a hook, like :meth:`_matrix`)."""
+        with reader(self.path) as con:
+            recs = face_indexes.indexes(con, info)
+        return recs[0] if recs else None
 
     def _read_image(self, query: str | bytes) -> tuple[str, np.ndarray]:
         if isinstance(query, bytes):
@@ -312,6 +386,8 @@ class Dataset:
         largest: bool = False,
         skip_errors: bool = False,
         threshold: float | None = None,
+        fraction_lists: float | None = None,
+        exact: bool = False,
     ) -> SearchResult:
         """The ``top_k`` nearest indexed faces to every face of every query, in one pass over the table.
 
@@ -322,8 +398,13 @@ class Dataset:
         Each row's ``same_person`` follows the table's calibration (:mod:`lookalike.search.calibration`):
         ``True``, ``False``, or ``None`` when the distance lies where this table's population can't be told
         apart (the row's ``same_person_reason`` says why). ``threshold`` (a cosine distance) overrides it.
+
+        When the table has a vector index the search uses it (``fraction_lists`` is BigQuery's
+        ``fraction_lists_to_search``; ``exact=True`` searches every row instead); ``result.index_usage`` says
+        how. Faces added since the index was built are searched exactly, so none is missed.
         """
         dist = parse_distance(distance)
+        knobs = SearchKnobs(fraction_lists_to_search=fraction_lists, use_brute_force=exact)
         if top_k < 1:
             raise InvalidArgument(f"top_k must be at least 1, got {top_k}")
         qlist: list[Query] = [queries] if isinstance(queries, (str, bytes, np.ndarray)) else list(queries)
@@ -334,7 +415,7 @@ class Dataset:
         qmat = np.stack([q.embedding for q in qfaces]).astype(np.float32)
         if qmat.shape[1] != info.dim:
             raise SearchError(f"query vectors have {qmat.shape[1]} dimensions, table {table!r} has {info.dim}")
-        idx, dists = exact_top_k(matrix.matrix, qmat, top_k, dist)
+        idx, dists, usage = face_indexes.search(self.path, self._vector_index(info), matrix, qmat, top_k, dist, knobs)
         cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
         verdicts = decide_array(dists, cal, dist)
         why = reason(cal)
@@ -358,7 +439,7 @@ class Dataset:
                         same_person_reason=why if verdict is None else None,
                     )
                 )
-        return SearchResult(hits=hits, queries=qfaces, errors=errors, calibration=cal)
+        return SearchResult(hits=hits, queries=qfaces, errors=errors, calibration=cal, index_usage=usage)
 
     def verify(
         self,

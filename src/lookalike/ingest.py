@@ -29,6 +29,7 @@ from lookalike.faces.registry import get_card
 from lookalike.images import DEFAULT_MAX_PIXELS
 from lookalike.records import ObjectResult
 from lookalike.search.calibration import SAMPLE_FACES, Calibration, calibrate
+from lookalike.search.vindex import faces as face_indexes
 from lookalike.storage import ObjectInfo, StorageOptions, list_objects, would_list
 
 #: Objects per chunk: one unit of work for a worker and one committed transaction.
@@ -54,6 +55,8 @@ class IndexReport:
     source_errors: list[tuple[str, str]] = field(default_factory=list)
     #: The table's same-person calibration after the job (recomputed when the job changed the table).
     calibration: Calibration | None = None
+    #: The table's vector indexes after the job: ``{"name", "refreshed", "rows"}`` each.
+    vector_indexes: list[dict[str, object]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -71,6 +74,7 @@ class IndexReport:
             "errors": [{"uri": u, "message": m} for u, m in self.errors],
             "source_errors": [{"source": s, "message": m} for s, m in self.source_errors],
             "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+            "vector_indexes": self.vector_indexes,
         }
 
 
@@ -200,6 +204,7 @@ def _run(
     report = IndexReport(table=table, model=info.model)
     _execute(dataset_path, info, make_plan(stored, report), report, opts)
     report.calibration = recalibrate(dataset_path, table)
+    report.vector_indexes = refresh_vector_indexes(dataset_path, table)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -218,6 +223,16 @@ def recalibrate(dataset_path: str | Path, table: str) -> Calibration:
         cal = calibrate(store.sample_embeddings(con, info, SAMPLE_FACES), card.threshold, card.safe_threshold)
         store.set_calibration(con, info, cal)
         return cal
+
+
+def refresh_vector_indexes(dataset_path: str | Path, table: str) -> list[dict[str, object]]:
+    """Add the table's new faces to its vector indexes and remove deleted ones (nothing to do without one)."""
+    with connect(dataset_path) as con:
+        info = store.get_table(con, table)
+        done = face_indexes.refresh(con, os.fspath(dataset_path), info)
+    return [
+        {"name": rec.name, "refreshed": changed, "rows": int((rec.build or {}).get("rows", 0))} for rec, changed in done
+    ]
 
 
 def _open_table(

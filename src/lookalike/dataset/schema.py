@@ -10,6 +10,8 @@ Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's o
 - ``faces_<table>``: one row per detected face (``embedding FLOAT[dim]``), or one status row per object with no
   face or an error (``embedding`` NULL, ``status`` says why). Created per table by :func:`faces_ddl`.
 - ``lookalike_tables.calibration`` (version 3): the table's same-person calibration, recomputed when it changes.
+- ``lookalike_sql_vector_indexes`` (version 4 adds the build): every vector index, on a face table or a SQL
+  table; its files live beside the dataset (:mod:`lookalike.search.vindex.files`).
 - ``lookalike_sql_*`` (version 2): the catalog of the SQL front end (:mod:`lookalike.sql`): models made with
   ``CREATE MODEL``, object tables made with ``CREATE EXTERNAL TABLE`` and their metadata cache, and vector
   index definitions.
@@ -27,7 +29,7 @@ import duckdb
 
 from lookalike.errors import DatasetError, InvalidArgument
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -89,8 +91,21 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE lookalike_tables ADD COLUMN IF NOT EXISTS calibrated_version BIGINT")
 
 
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    """Vector indexes that are built (:mod:`lookalike.search.vindex`): the checked definition, the id column
+    (NULL: rows are named by a hash of their vector), and the current build (its files, checksums, sizes)."""
+    for column, kind in (
+        ("spec", "JSON"),
+        ("id_column", "VARCHAR"),
+        ("build", "JSON"),
+        ("status", "VARCHAR"),
+        ("last_refresh_time", "TIMESTAMPTZ"),
+    ):
+        con.execute(f"ALTER TABLE lookalike_sql_vector_indexes ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
 #: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

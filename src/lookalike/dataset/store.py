@@ -371,6 +371,12 @@ def load_matrix(con: duckdb.DuckDBPyConnection, info: TableInfo) -> FaceMatrix:
     )
 
 
+def face_ids(con: duckdb.DuckDBPyConnection, info: TableInfo) -> np.ndarray:
+    """The ids of every embedded face of ``info``."""
+    tbl = con.sql(f'SELECT face_id FROM "{info.faces_table}" WHERE embedding IS NOT NULL').to_arrow_table()
+    return tbl.column("face_id").to_numpy().astype(np.int64)
+
+
 def face_rows(
     con: duckdb.DuckDBPyConnection,
     info: TableInfo,

@@ -34,9 +34,11 @@ from lookalike.api import Dataset
 from lookalike.dataset import store
 from lookalike.dataset.connection import connect
 from lookalike.dataset.schema import SCHEMA_VERSION, current_version
+from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import DatasetError, DatasetLocked, InvalidArgument, TableNotFound
 from lookalike.records import QueryFace
 from lookalike.search import cache
+from lookalike.search.vindex import faces as face_indexes
 from lookalike.server.errors import NotFound
 
 T = TypeVar("T")
@@ -60,6 +62,8 @@ class TableSnapshot:
     matrix: store.FaceMatrix
     checked_at: float
     stale: bool = False
+    #: The table's vector index as last read (an index can be rebuilt without the table changing).
+    vindex: IndexRecord | None = None
 
     def row_of(self, face_id: int) -> int | None:
         """The matrix row of ``face_id``, or ``None`` when this table has no such (embedded) face."""
@@ -186,10 +190,12 @@ class Catalog:
             )
         info = store.get_table(con, table)
         now = time.monotonic()
+        recs = face_indexes.indexes(con, info) if current_version(con) >= 4 else []
+        vindex = recs[0] if recs else None
         if old is not None and old.info.version == info.version:
-            return dataclasses.replace(old, info=info, checked_at=now, stale=False)
+            return dataclasses.replace(old, info=info, checked_at=now, stale=False, vindex=vindex)
         matrix = cache.get_matrix(self.path, table, info.version, lambda: store.load_matrix(con, info))
-        return TableSnapshot(info=info, matrix=matrix, checked_at=now)
+        return TableSnapshot(info=info, matrix=matrix, checked_at=now, vindex=vindex)
 
     # -------------------------------------------------------------------------------------- faces, objects
 
@@ -248,6 +254,10 @@ class ServingDataset(Dataset):
 
     def _table_info(self, table: str) -> store.TableInfo:
         return self._matrix(table)[0]
+
+    def _vector_index(self, info: store.TableInfo) -> IndexRecord | None:
+        snap = self.snapshot if self.snapshot is not None else self.catalog.snapshot(info.name)
+        return snap.vindex
 
     def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
         raw = query.removeprefix("face:")

@@ -1,0 +1,132 @@
+"""Index files on disk: written atomically, tied to a checksum, read back or refused.
+
+Each build lives in its own folder ``<dataset>.indexes/<slug>/<build id>/`` holding ``index.faiss`` (the faiss
+index) and ``ids.npy`` (the sorted ids it holds). The folder is written under a temporary name and renamed
+into place, and only then does the catalog row point at it; the previous build is deleted after that. A
+build killed half-way therefore leaves the previous index in force, and a reader never sees half a file.
+The catalog keeps each file's SHA-256, so a truncated or altered file is refused on load
+(:class:`IndexFileError`) and the search falls back to exact search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import SearchError
+
+_FILES = ("index.faiss", "ids.npy")
+
+
+class IndexFileError(SearchError):
+    """An index file that is missing, truncated or does not match its checksum."""
+
+    code = "vector_index_file"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRef:
+    """Where a build lives and what its files must hash to."""
+
+    folder: str  # relative to the index root
+    sha256: dict[str, str]
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildRef:
+        return cls(folder=str(d["folder"]), sha256=dict(d["sha256"]), bytes=int(d["bytes"]))
+
+
+def index_root(dataset_path: str) -> Path:
+    """The folder beside the dataset file that holds its index files."""
+    return Path(os.path.abspath(dataset_path) + ".indexes")
+
+
+def slug(table_key: str, index_name: str) -> str:
+    safe = re.sub(r"[^a-z0-9_.-]", "_", f"{table_key}.{index_name}".lower())
+    return f"{safe}-{hashlib.sha1(f'{table_key}/{index_name}'.lower().encode()).hexdigest()[:8]}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
+    """Write ``index`` and its sorted ``ids`` as a new build folder under ``root/name``; return its ref."""
+    import faiss
+
+    parent = root / name
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        np.save(tmp / "ids.npy", np.ascontiguousarray(ids, np.int64))
+        sums = {}
+        size = 0
+        for f in _FILES:
+            with open(tmp / f, "rb+") as fh:
+                os.fsync(fh.fileno())
+            sums[f] = _sha256(tmp / f)
+            size += (tmp / f).stat().st_size
+        folder = f"{name}/{uuid.uuid4().hex[:16]}"
+        os.rename(tmp, root / folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildRef(folder=folder, sha256=sums, bytes=size)
+
+
+def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
+    """The faiss index and sorted ids of a build; :class:`IndexFileError` when a file is missing or altered."""
+    import faiss
+
+    folder = root / ref.folder
+    for f in _FILES:
+        path = folder / f
+        if not path.is_file():
+            raise IndexFileError(f"vector index file {path} is missing", hint="rebuild the index")
+        if _sha256(path) != ref.sha256.get(f):
+            raise IndexFileError(
+                f"vector index file {path} does not match its checksum (truncated or changed)",
+                hint="rebuild the index",
+            )
+    try:
+        index = faiss.read_index(str(folder / "index.faiss"))
+        ids = np.load(folder / "ids.npy")
+    except (RuntimeError, OSError, ValueError) as err:
+        raise IndexFileError(f"vector index file in {folder} cannot be read: {err}", hint="rebuild the index") from None
+    return index, ids
+
+
+def remove_others(root: Path, name: str, keep: str | None, *, spare_previous: bool = True) -> None:
+    """Delete the build folders of ``name`` except ``keep`` and (with ``spare_previous``) the newest other one,
+    which a reader that looked at the catalog just before the swap may still be opening. ``keep=None``
+    deletes them all (the index was dropped)."""
+    parent = root / name
+    if not parent.is_dir():
+        return
+    if keep is None:
+        shutil.rmtree(parent, ignore_errors=True)
+        return
+    others = [c for c in parent.iterdir() if f"{name}/{c.name}" != keep]
+    finished = sorted((c for c in others if not c.name.startswith(".tmp-")), key=lambda c: c.stat().st_mtime)
+    spare = finished[-1:] if spare_previous else []
+    for child in others:
+        if child not in spare:
+            shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,238 @@
+"""Searching with an index, never missing a row: index candidates re-ranked exactly, merged with the rows the
+index does not hold.
+
+For a search over the current rows of a table (``matrix`` with one id per row):
+
+1. rows whose id the index does not hold (written after its build) are searched exactly;
+2. the index is searched with an id selector that admits only ids present among the current rows, so rows
+   deleted since the build, or left out by a pre-filter, never take a place in the top k;
+3. every candidate's distance is computed from the stored vector (never from a compressed code), and the
+   two parts are merged into the top k, nearest first (ties: lower row first, as exact search).
+
+So an index changes which rows are looked at, never a distance; with ``fraction_lists_to_search`` 1.0 the
+answer is the exact one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lookalike.search.distances import Distance
+from lookalike.search.exact import top_k as exact_top_k
+from lookalike.search.vindex.spec import (
+    DEFAULT_FRACTION_LISTS,
+    DISTANCE_NAMES,
+    RERANK_MIN,
+    RERANK_PER_K,
+    IndexSpec,
+    SearchKnobs,
+)
+
+FULLY_USED = "FULLY_USED"
+PARTIALLY_USED = "PARTIALLY_USED"
+UNUSED = "UNUSED"
+
+#: Gathered candidate vectors per block, in float32 values (64 MiB).
+_GATHER_VALUES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class LoadedIndex:
+    """A built index in memory, with what the searcher needs to know about it."""
+
+    name: str
+    spec: IndexSpec
+    index: Any  # faiss.Index
+    ids: np.ndarray  # sorted unique ids it holds
+    lists: int
+    unit: bool
+    dim: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexUsage:
+    """How one search used (or did not use) an index, as BigQuery's ``vectorSearchStatistics`` says it."""
+
+    mode: str
+    index_name: str | None = None
+    reasons: tuple[tuple[str, str], ...] = ()  # (code, message)
+    indexed_rows: int = 0
+    unindexed_rows: int = 0
+    fraction_lists_to_search: float | None = None
+    candidates: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index_usage_mode": self.mode,
+            "index_name": self.index_name,
+            "index_unused_reasons": [{"code": c, "message": m} for c, m in self.reasons],
+            "indexed_rows": self.indexed_rows,
+            "unindexed_rows": self.unindexed_rows,
+            "fraction_lists_to_search": self.fraction_lists_to_search,
+            "candidates_reranked": self.candidates,
+        }
+
+    def summary(self) -> str:
+        """One line for the CLI's stderr and SQL notices."""
+        if self.mode == UNUSED:
+            why = "; ".join(m for _, m in self.reasons) or "no index"
+            return f"vector index: UNUSED ({why}); searched exactly"
+        text = f"vector index {self.index_name}: {self.mode}"
+        if self.fraction_lists_to_search is not None:
+            text += f", fraction_lists_to_search {self.fraction_lists_to_search:g}"
+        if self.unindexed_rows:
+            text += f", {self.unindexed_rows} rows not yet in the index searched exactly"
+        return text
+
+
+def unused(code: str, message: str, index_name: str | None = None) -> IndexUsage:
+    return IndexUsage(UNUSED, index_name, ((code, message),))
+
+
+@dataclass(slots=True)
+class Delta:
+    """The current rows against the index: which ids it can return, which rows it lacks (cacheable per table
+    version)."""
+
+    order: np.ndarray  # row numbers sorted by id
+    sorted_ids: np.ndarray
+    unindexed: np.ndarray  # row numbers the index does not hold
+    allowed: np.ndarray | None  # index ids present among the rows (None: all of them)
+    _sub: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
+    ids = np.asarray(ids, np.int64)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    if loaded.ids.size:
+        pos = np.minimum(np.searchsorted(loaded.ids, ids), loaded.ids.size - 1)
+        held = loaded.ids[pos] == ids
+    else:
+        held = np.zeros(ids.size, bool)
+    present = np.unique(ids[held])
+    allowed = None if present.size == loaded.ids.size else present
+    return Delta(order, sorted_ids, np.flatnonzero(~held), allowed)
+
+
+def serves(loaded: LoadedIndex, distance: Distance) -> str | None:
+    """Why ``loaded`` cannot rank by ``distance`` (None when it can)."""
+    if loaded.spec.distance == distance or loaded.unit:
+        return None  # unit vectors rank alike under all three distances
+    return (
+        f"index {loaded.name} ranks by {loaded.spec.distance_type}, the search asks for {DISTANCE_NAMES[distance]} "
+        "and the vectors are not of unit length"
+    )
+
+
+def _distances(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    if distance == "cosine":
+        return np.maximum(1.0 - sim, 0.0).astype(np.float32)
+    if distance == "dot":
+        return (-sim).astype(np.float32)
+    return np.sqrt(np.maximum(q_sq + x_sq - 2.0 * sim, 0.0)).astype(np.float32)
+
+
+def search_rows(
+    loaded: LoadedIndex,
+    matrix: np.ndarray,
+    ids: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    distance: Distance,
+    knobs: SearchKnobs,
+    *,
+    cached: Delta | None = None,
+) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
+    """``(rows, distances, usage)`` like :func:`lookalike.search.exact.top_k`, using the index.
+
+    ``matrix`` holds the current rows (for COSINE, of unit length), ``ids`` their ids; ``queries`` is
+    ``(m, d)``. The caller has checked :func:`serves` and the dimension.
+    """
+    import faiss
+
+    d = delta(loaded, ids) if cached is None else cached
+    n = int(matrix.shape[0])
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    m = queries.shape[0]
+    k = min(k, n)
+    spec = loaded.spec
+    fraction = knobs.fraction_lists_to_search
+    if spec.index_type == "IVF":
+        f = DEFAULT_FRACTION_LISTS if fraction is None else float(fraction)
+        nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
+        cand = k
+    else:
+        f = 1.0 if loaded.lists == 1 and fraction is None else (fraction or DEFAULT_FRACTION_LISTS)
+        nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
+        cand = n if fraction == 1.0 else max(RERANK_MIN, RERANK_PER_K * k)
+    indexed = n - d.unindexed.size
+    cand = min(cand, max(indexed, 1))
+    sel = faiss.IDSelectorBatch(d.allowed) if d.allowed is not None else None
+    params = faiss.SearchParametersIVF()
+    params.nprobe = nprobe
+    if sel is not None:
+        params.sel = sel
+    q_sq = np.einsum("ij,ij->i", queries, queries)
+    parts_q: list[np.ndarray] = []
+    parts_r: list[np.ndarray] = []
+    parts_d: list[np.ndarray] = []
+    if indexed > 0:
+        probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
+        _, labels = loaded.index.search(probe, cand, params=params)
+        valid = labels >= 0
+        qidx = np.nonzero(valid)[0]
+        lab = labels[valid]
+        left = np.searchsorted(d.sorted_ids, lab, "left")
+        cnt = np.searchsorted(d.sorted_ids, lab, "right") - left
+        total = int(cnt.sum())
+        offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        rows = d.order[np.repeat(left, cnt) + offs]
+        qrow = np.repeat(qidx, cnt)
+        sims = np.empty(total, np.float32)
+        step = max(1, _GATHER_VALUES // max(1, matrix.shape[1]))
+        for s in range(0, total, step):
+            sims[s : s + step] = np.einsum("ij,ij->i", matrix[rows[s : s + step]], queries[qrow[s : s + step]])
+        x_sq = np.einsum("ij,ij->i", matrix[rows], matrix[rows]) if distance == "euclidean" else np.ones(total)
+        parts_q.append(qrow)
+        parts_r.append(rows)
+        parts_d.append(_distances(sims, distance, q_sq[qrow], x_sq))
+    if d.unindexed.size:
+        sub = d._sub.get(0)
+        if sub is None:
+            sub = np.ascontiguousarray(matrix[d.unindexed])
+            d._sub[0] = sub
+        idx, dist = exact_top_k(sub, queries, k, distance)
+        parts_q.append(np.repeat(np.arange(m), idx.shape[1]))
+        parts_r.append(d.unindexed[idx.reshape(-1)])
+        parts_d.append(dist.reshape(-1))
+    qall = np.concatenate(parts_q)
+    rall = np.concatenate(parts_r)
+    dall = np.concatenate(parts_d)
+    order = np.lexsort((rall, dall, qall))
+    qall, rall, dall = qall[order], rall[order], dall[order]
+    starts = np.searchsorted(qall, np.arange(m))
+    counts = np.searchsorted(qall, np.arange(m), "right") - starts
+    take = starts[:, None] + np.minimum(np.arange(k), np.maximum(counts[:, None] - 1, 0))
+    out_r = rall[take] if rall.size else np.zeros((m, k), np.int64)
+    out_d = dall[take] if dall.size else np.zeros((m, k), np.float32)
+    short = np.flatnonzero(counts < k)
+    if short.size:  # too few candidates (few lists probed, or a selective pre-filter): never return fewer rows
+        out_r[short], out_d[short] = exact_top_k(matrix, queries[short], k, distance)
+    mode = PARTIALLY_USED if d.unindexed.size else FULLY_USED
+    usage = IndexUsage(
+        mode,
+        loaded.name,
+        indexed_rows=indexed,
+        unindexed_rows=int(d.unindexed.size),
+        fraction_lists_to_search=float(f),
+        candidates=int(cand) if spec.index_type == "TREE_AH" else None,
+    )
+    return out_r, out_d, usage
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30))
