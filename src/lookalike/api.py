@@ -265,7 +265,12 @@ class Dataset:
         if not os.path.exists(self.path):
             return []
         with reader(self.path) as con:
-            return store.table_stats(con)
+            stats = store.table_stats(con)
+            for row in stats:
+                info = store.get_table(con, str(row["name"]))
+                recs = face_indexes.indexes(con, info)
+                row["vector_index"] = self._describe(con, info, recs[0]) if recs else None
+            return stats
 
     def table(self, name: str = config.DEFAULT_TABLE) -> store.TableInfo:
         with reader(self.path) as con:

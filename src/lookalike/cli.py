@@ -189,6 +189,14 @@ def index(
 @click.option("--distance", type=click.Choice(DISTANCES, case_sensitive=False), default="cosine", show_default=True)
 @click.option("--largest", is_flag=True, help="Use only the largest face of each query image.")
 @threshold_option
+@click.option(
+    "--fraction-lists",
+    "fraction_lists",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Share of the vector index's lists to search (BigQuery's fraction_lists_to_search; 1.0 is exact).",
+)
+@click.option("--exact", is_flag=True, help="Search every face exactly, even when the table has a vector index.")
 @json_option
 @handle_errors
 def search(
@@ -199,11 +207,14 @@ def search(
     distance: str,
     largest: bool,
     threshold: float | None,
+    fraction_lists: float | None,
+    exact: bool,
     as_json: bool,
 ) -> None:
     """The indexed faces most similar to every face in IMAGES.
 
-    An IMAGE is a path or URI, or face:ID to search with an already indexed face.
+    An IMAGE is a path or URI, or face:ID to search with an already indexed face. When the table has a vector
+    index (lookalike vector-index create) the search uses it; a line on stderr says how.
     """
     ds = Dataset(dataset)
     result = ds.search(
@@ -214,7 +225,11 @@ def search(
         largest=largest,
         skip_errors=len(images) > 1,
         threshold=threshold,
+        fraction_lists=fraction_lists,
+        exact=exact,
     )
+    if result.index_usage is not None and result.index_usage.index_name is not None:
+        click.echo(result.index_usage.summary(), err=True)
     for name, msg in result.errors:
         click.echo(f"error: {msg}" if name in msg else f"error: {name}: {msg}", err=True)
     if as_json:
@@ -339,8 +354,139 @@ def tables(dataset: str | None, as_json: bool) -> None:
         click.echo("no tables yet: run lookalike index FOLDER")
         return
     keys = ["name", "model", "dim", "objects", "faces", "no_face", "errors", "version"]
-    rows = [[s[k] for k in keys] + [Calibration(**s["calibration"]).summary()] for s in stats]  # type: ignore[arg-type]
-    click.echo(render([*keys, "same_person"], rows))
+    rows = [
+        [s[k] for k in keys] + [Calibration(**s["calibration"]).summary(), _index_summary(s.get("vector_index"))]  # type: ignore[arg-type]
+        for s in stats
+    ]
+    click.echo(render([*keys, "same_person", "vector_index"], rows))
+
+
+def _index_summary(d: Any) -> str:
+    if not d:
+        return ""
+    text = f"{d['index_name']} {d['index_type']} {d['coverage_percentage']:g}%"
+    if d.get("too_small"):
+        text += " (table too small: exact)"
+    if d.get("rebuild_suggested"):
+        text += f" (drift {d['drift']:.2f}: rebuild)"
+    if d.get("error"):
+        text += " BROKEN: exact search until rebuilt"
+    return text
+
+
+@main.group("vector-index")
+def vector_index() -> None:
+    """Vector indexes: approximate search over millions of faces (BigQuery's CREATE VECTOR INDEX).
+
+    \b
+      lookalike vector-index create --type TREE_AH   # build one on the default table
+      lookalike vector-index list                    # coverage, size, drift
+      lookalike vector-index rebuild                 # train again after much growth
+      lookalike vector-index drop
+    Searches use a table's index automatically; faces indexed after a build are searched exactly until
+    the next lookalike index run adds them.
+    """
+
+
+def _show_index(d: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _emit_json(d)
+        return
+    keys = ["table_name", "index_name", "index_type", "distance_type", "lists", "coverage_percentage"]
+    keys += ["unindexed_row_count", "total_storage_bytes", "drift"]
+    click.echo(render(keys, [[d[k] for k in keys]]))
+    if d.get("too_small"):
+        click.echo("the table is too small to need an index: it is searched exactly until it grows")
+
+
+@vector_index.command("create")
+@dataset_option
+@table_option
+@click.option(
+    "--type",
+    "index_type",
+    type=click.Choice(["TREE_AH", "IVF"], case_sensitive=False),
+    default="TREE_AH",
+    show_default=True,
+    help="TREE_AH: compressed codes + exact re-rank (keeps true matches); IVF: exact vectors in lists.",
+)
+@click.option(
+    "--distance",
+    type=click.Choice(["COSINE", "EUCLIDEAN", "DOT_PRODUCT"], case_sensitive=False),
+    default="COSINE",
+    show_default=True,
+)
+@click.option("--num-lists", type=click.IntRange(1, 5000), default=None, help="IVF lists [default: from the size].")
+@click.option(
+    "--leaf-size", type=click.IntRange(min=1), default=None, help="TREE_AH: faces per leaf [default: one leaf]."
+)
+@click.option("--name", default=None, help="Index name [default: TABLE_index].")
+@click.option("--replace", is_flag=True, help="Replace the table's existing index.")
+@json_option
+@handle_errors
+def vector_index_create(
+    dataset: str | None,
+    table: str,
+    index_type: str,
+    distance: str,
+    num_lists: int | None,
+    leaf_size: int | None,
+    name: str | None,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Build a vector index on a face table."""
+    d = Dataset(dataset).create_vector_index(
+        table,
+        index_type=index_type.upper(),
+        distance=distance.upper(),
+        num_lists=num_lists,
+        leaf_node_embedding_count=leaf_size,
+        name=name,
+        replace=replace,
+    )
+    _show_index(d, as_json)
+
+
+@vector_index.command("rebuild")
+@dataset_option
+@table_option
+@click.option("--name", default=None, help="Index name [default: the table's index].")
+@json_option
+@handle_errors
+def vector_index_rebuild(dataset: str | None, table: str, name: str | None, as_json: bool) -> None:
+    """Train a table's index again over its faces as they are now."""
+    _show_index(Dataset(dataset).rebuild_vector_index(table, name), as_json)
+
+
+@vector_index.command("drop")
+@dataset_option
+@table_option
+@click.option("--name", default=None, help="Index name [default: the table's index].")
+@handle_errors
+def vector_index_drop(dataset: str | None, table: str, name: str | None) -> None:
+    """Drop a table's index (searches become exact again)."""
+    dropped = Dataset(dataset).drop_vector_index(table, name)
+    click.echo(f"dropped vector index {dropped} on {table!r}")
+
+
+@vector_index.command("list")
+@dataset_option
+@click.option("--table", default=None, help="Only this table's index.")
+@json_option
+@handle_errors
+def vector_index_list(dataset: str | None, table: str | None, as_json: bool) -> None:
+    """Every vector index with its coverage, size and drift."""
+    found = Dataset(dataset).vector_indexes(table)
+    if as_json:
+        _emit_json(found)
+        return
+    if not found:
+        click.echo("no vector indexes: lookalike vector-index create --table TABLE")
+        return
+    keys = ["table_name", "index_name", "index_type", "distance_type", "lists", "coverage_percentage"]
+    keys += ["unindexed_row_count", "total_storage_bytes", "drift", "last_refresh_time"]
+    click.echo(render(keys, [[d[k] for k in keys] for d in found]))
 
 
 @main.command("drop-table")

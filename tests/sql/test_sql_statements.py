@@ -15,7 +15,7 @@ from sql_support import DATA, Demo, Small
 
 import lookalike
 from lookalike.errors import SqlError, SqlNotSupported
-from lookalike.sql import objects
+from lookalike.sql import objects, vector
 
 EMB = "ml_generate_embedding_result"
 GEN = "ML.GENERATE_EMBEDDING(MODEL `face_search.face-search_model`, {source})"
@@ -355,53 +355,132 @@ def test_vector_search_argument_errors(demo: Demo) -> None:
 
 def test_vector_index_statements(demo: Demo) -> None:
     demo.sql("CREATE OR REPLACE TABLE face_search.indexed AS SELECT * FROM face_search.face_embeddings")
+    n = demo.rows(f"SELECT count(*) AS n FROM face_search.indexed WHERE {EMB} IS NOT NULL")[0]["n"]
     created = demo.sql(
         f"CREATE VECTOR INDEX IF NOT EXISTS face_idx ON face_search.indexed({EMB}) STORING(uri, face_index) "
         "OPTIONS(index_type = 'IVF', distance_type = 'COSINE', ivf_options = '{\"num_lists\": 8}')"
     )[0]
     assert created.message.startswith("created vector index face_idx on face_search.indexed")
-    assert "searches exactly" in created.notices[0]
+    assert f"{n} vectors, 8 lists" in created.message
     again = demo.sql(
         f"CREATE VECTOR INDEX IF NOT EXISTS face_idx ON face_search.indexed({EMB}) OPTIONS(index_type = 'IVF')"
     )[0]
     assert again.message.endswith("left unchanged")
     with pytest.raises(SqlError, match="already exists"):
         demo.sql(f"CREATE VECTOR INDEX face_idx ON face_search.indexed({EMB}) OPTIONS(index_type = 'IVF')")
+    (info,) = demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE index_name = 'face_idx'")
+    assert (info["table_name"], info["index_status"], info["coverage_percentage"]) == ("indexed", "ACTIVE", 100)
+    assert info["unindexed_row_count"] == 0 and info["num_lists"] == 8
+    assert info["ddl"].startswith("CREATE VECTOR INDEX face_idx ON face_search.indexed(")
 
     search = (
         f"SELECT base.uri AS uri, distance FROM VECTOR_SEARCH(TABLE face_search.indexed, '{EMB}', "
         f"(SELECT * FROM face_search.indexed WHERE uri LIKE '%Tony_Blair_0010%'), top_k => 3{{opts}})"
     )
     used = demo.sql(search.format(opts=""))[0]
-    # the index's distance type is the default, and the notice says the search was exact
-    assert any("is defined, but" in n and "searches exactly" in n for n in used.notices)
+    # the index's distance type is the default; the statistics say how the index was used
+    assert used.vector_search_statistics[0]["index_usage_mode"] == "FULLY_USED"
     cosine = demo.rows(search.format(opts=", distance_type => 'COSINE'"))
     assert used.to_pylist() == cosine
-    brute = demo.sql(search.format(opts=", options => '{\"use_brute_force\": true}'"))[0]
-    assert brute.notices == []
-    assert brute.to_pylist() != cosine  # EUCLIDEAN again: same ranking, other distances
-    assert [r["uri"] for r in brute.to_pylist()] == [r["uri"] for r in cosine]
+    full = demo.sql(search.format(opts=", options => '{\"fraction_lists_to_search\": 1.0}'"))[0]
+    brute = demo.sql(search.format(opts=", distance_type => 'COSINE', options => '{\"use_brute_force\": true}'"))[0]
+    (stats,) = brute.vector_search_statistics
+    assert stats["index_usage_mode"] == "UNUSED"
+    assert stats["index_unused_reasons"][0]["code"] == "INDEX_SUPPRESSED_BY_FUNCTION_OPTION"
+    # searching every list is exact: the same rows as brute force, the same distances (to float32 rounding)
+    assert [r["uri"] for r in full.to_pylist()] == [r["uri"] for r in brute.to_pylist()]
+    want = [r["distance"] for r in brute.to_pylist()]
+    assert [r["distance"] for r in full.to_pylist()] == pytest.approx(want, abs=1e-6)
+    euclid = demo.sql(search.format(opts=", distance_type => 'EUCLIDEAN'"))[0]
+    assert [r["uri"] for r in euclid.to_pylist()] == [r["uri"] for r in cosine]  # unit vectors: same ranking
 
+    assert demo.sql("ALTER VECTOR INDEX face_idx ON face_search.indexed REBUILD")[0].message.startswith("rebuilt")
     assert demo.sql("DROP VECTOR INDEX face_idx ON face_search.indexed")[0].message.startswith("dropped")
     assert demo.sql("DROP VECTOR INDEX IF EXISTS face_idx ON face_search.indexed")[0].message.startswith("no vector")
     with pytest.raises(SqlError, match="vector index face_idx on face_search.indexed was not found"):
         demo.sql("DROP VECTOR INDEX face_idx ON face_search.indexed")
+    assert demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE index_name = 'face_idx'") == []
+
+
+def test_rows_written_after_the_build_are_found(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows inserted after the build (before any refresh) are searched exactly; deleted rows never come back;
+    a pre-filter is served through the index and still gives top_k rows."""
+    demo.sql(
+        "CREATE OR REPLACE TABLE face_search.late AS SELECT * FROM face_search.face_embeddings "
+        "WHERE uri NOT LIKE '%Serena_Williams%'"
+    )
+    demo.sql(f"CREATE VECTOR INDEX late_idx ON face_search.late({EMB}) OPTIONS(index_type = 'TREE_AH')")
+    monkeypatch.setattr(vector, "refresh_table", lambda ctx, table: None)  # as if the refresh had not run yet
+    demo.sql(
+        "INSERT INTO face_search.late SELECT * FROM face_search.face_embeddings WHERE uri LIKE '%Serena_Williams%'"
+    )
+    demo.sql("DELETE FROM face_search.late WHERE uri LIKE '%Tony_Blair_0001%'")
+    (info,) = demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE index_name = 'late_idx'")
+    assert info["coverage_percentage"] < 100 and info["unindexed_row_count"] > 0
+    search = (
+        f"SELECT base.uri AS uri, distance FROM VECTOR_SEARCH({{base}}, '{EMB}', "
+        f"(SELECT * FROM face_search.face_embeddings WHERE uri LIKE '%{{who}}_0010%'), top_k => 4, "
+        "distance_type => 'COSINE'{opts})"
+    )
+    late = demo.sql(search.format(base="TABLE face_search.late", who="Serena_Williams", opts=""))[0]
+    assert late.vector_search_statistics[0]["index_usage_mode"] == "PARTIALLY_USED"
+    exact = demo.rows(
+        search.format(
+            base="TABLE face_search.late", who="Serena_Williams", opts=", options => '{\"use_brute_force\": true}'"
+        )
+    )
+    assert [r["uri"] for r in late.to_pylist()] == [r["uri"] for r in exact]
+    assert "Serena_Williams" in late.to_pylist()[1]["uri"]  # [0] is the query photo itself
+    blair = demo.rows(search.format(base="TABLE face_search.late", who="Tony_Blair", opts=""))
+    assert not any("Tony_Blair_0001" in r["uri"] for r in blair)
+    # a pre-filter keeps top_k rows, all of them matching it
+    filtered = demo.sql(
+        search.format(base="(SELECT * FROM face_search.late WHERE uri LIKE '%Bush%')", who="Tony_Blair", opts="")
+    )[0]
+    assert filtered.vector_search_statistics[0]["index_usage_mode"] in ("FULLY_USED", "PARTIALLY_USED")
+    assert len(filtered.to_pylist()) == 4 and all("Bush" in r["uri"] for r in filtered.to_pylist())
+    monkeypatch.undo()
+    demo.sql(
+        "INSERT INTO face_search.late SELECT * FROM face_search.face_embeddings WHERE uri LIKE '%Tony_Blair_0001%'"
+    )
+    (info,) = demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE index_name = 'late_idx'")
+    assert info["coverage_percentage"] == 100  # DML refreshes the index
 
 
 def test_vector_index_errors(demo: Demo) -> None:
     demo.sql("CREATE OR REPLACE TABLE face_search.idx2 AS SELECT * FROM face_search.face_embeddings LIMIT 3")
-    with pytest.raises(SqlError, match="index_type = ...\\) must be 'IVF' or 'TREE_AH'"):
+    with pytest.raises(SqlError, match="index_type must be 'IVF' or 'TREE_AH', got 'HNSW'"):
         demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'HNSW')")
-    with pytest.raises(SqlError, match="ivf_options takes num_lists"):
+    with pytest.raises(SqlError, match="num_lists must be an integer in 1..5000"):
         demo.sql(
             f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'IVF', "
             "ivf_options = '{\"num_lists\": 0}')"
+        )
+    with pytest.raises(SqlError, match="unknown vector index option"):
+        demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'IVF', lists = 3)")
+    with pytest.raises(SqlError, match="tree_ah_options goes with index_type = 'TREE_AH'"):
+        demo.sql(
+            f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'IVF', "
+            "tree_ah_options = '{\"leaf_node_embedding_count\": 100}')"
         )
     with pytest.raises(SqlError, match="a vector index needs an ARRAY<FLOAT64> column"):
         demo.sql("CREATE VECTOR INDEX i ON face_search.idx2(uri) OPTIONS(index_type = 'IVF')")
     with pytest.raises(SqlError, match="table face_search.idx3 was not found.*did you mean face_search.idx2"):
         demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx3({EMB}) OPTIONS(index_type = 'IVF')")
-    demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'TREE_AH')")
+    demo.sql("CREATE OR REPLACE TABLE face_search.idx4 AS SELECT * FROM face_search.face_embeddings")
+    with pytest.raises(SqlError, match="num_lists 4000 is above the"):
+        demo.sql(
+            f"CREATE VECTOR INDEX i ON face_search.idx4({EMB}) OPTIONS(index_type = 'IVF', "
+            "ivf_options = '{\"num_lists\": 4000}')"
+        )
+    small = demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'TREE_AH')")[0]
+    assert "searched exactly until it grows" in small.message
+    found = demo.sql(
+        f"SELECT * FROM VECTOR_SEARCH(TABLE face_search.idx2, '{EMB}', TABLE face_search.idx2, top_k => 1)"
+    )
+    assert found[0].vector_search_statistics[0]["index_unused_reasons"][0]["code"] == "BASE_TABLE_TOO_SMALL"
+    with pytest.raises(SqlError, match="INFORMATION_SCHEMA.TABLES_X is not supported"):
+        demo.sql("SELECT * FROM face_search.INFORMATION_SCHEMA.TABLES_X")
     demo.sql("CREATE OR REPLACE TABLE face_search.idx2 AS SELECT * FROM face_search.face_embeddings LIMIT 3")
     # replacing the table dropped its index
     assert demo.sql("DROP VECTOR INDEX IF EXISTS i ON face_search.idx2")[0].message.startswith("no vector index")

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from lookalike.dataset.schema import current_version
 from lookalike.search.vindex.spec import IndexSpec, parse_index_options
 
 
@@ -65,7 +66,14 @@ def _record(row: tuple[Any, ...]) -> IndexRecord:
     )
 
 
+def _built_indexes(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file has schema version 4 (a reader may see an older file that another process holds)."""
+    return current_version(con) >= 4
+
+
 def list_indexes(con: duckdb.DuckDBPyConnection, table_key: str | None = None) -> list[IndexRecord]:
+    if not _built_indexes(con):
+        return []
     if table_key is None:
         rows = con.execute(_SELECT + " ORDER BY tbl, name").fetchall()
     else:
@@ -74,11 +82,15 @@ def list_indexes(con: duckdb.DuckDBPyConnection, table_key: str | None = None) -
 
 
 def find(con: duckdb.DuckDBPyConnection, table_key: str, name: str) -> IndexRecord | None:
+    if not _built_indexes(con):
+        return None
     rows = con.execute(_SELECT + " WHERE tbl = ? AND name = ?", [table_key, name.lower()]).fetchall()
     return _record(rows[0]) if rows else None
 
 
 def on_column(con: duckdb.DuckDBPyConnection, table_key: str, column: str) -> IndexRecord | None:
+    if not _built_indexes(con):
+        return None
     rows = con.execute(_SELECT + " WHERE tbl = ? AND lower(column_name) = lower(?)", [table_key, column]).fetchall()
     return _record(rows[0]) if rows else None
 

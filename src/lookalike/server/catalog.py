@@ -190,7 +190,7 @@ class Catalog:
             )
         info = store.get_table(con, table)
         now = time.monotonic()
-        recs = face_indexes.indexes(con, info) if current_version(con) >= 4 else []
+        recs = face_indexes.indexes(con, info)
         vindex = recs[0] if recs else None
         if old is not None and old.info.version == info.version:
             return dataclasses.replace(old, info=info, checked_at=now, stale=False, vindex=vindex)

@@ -44,6 +44,8 @@ class Context:
     #: The DuckDB database (catalog) name of the dataset file, e.g. ``faces`` for ``faces.duckdb``.
     catalog: str = "main"
     notices: list[str] = field(default_factory=list)
+    #: How each VECTOR_SEARCH of the statement used a vector index (BigQuery's ``vectorSearchStatistics``).
+    statistics: list[dict[str, object]] = field(default_factory=list)
     _registered: list[str] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 

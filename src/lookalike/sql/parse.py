@@ -2,7 +2,8 @@
 
 sqlglot parses most of BigQuery's SQL, including the demo's ``CREATE MODEL``, ``ML.GENERATE_EMBEDDING`` and
 ``VECTOR_SEARCH``. A few statement forms it cannot parse (it falls back to an opaque ``Command``):
-``CREATE EXTERNAL TABLE ... WITH CONNECTION``, ``CREATE VECTOR INDEX``, ``DROP VECTOR INDEX``,
+``CREATE EXTERNAL TABLE ... WITH CONNECTION``, ``CREATE VECTOR INDEX``, ``ALTER VECTOR INDEX ... REBUILD``,
+``DROP VECTOR INDEX``,
 ``DROP EXTERNAL TABLE`` and ``CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE``. This module recognises those with
 small patterns and gives each statement a *form* (a name that :mod:`lookalike.sql.run` maps to a handler).
 
@@ -49,6 +50,10 @@ _DROP_VECTOR_INDEX = re.compile(
     rf"^\s*DROP\s+VECTOR\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s+ON\s+(?P<table>{_NAME})\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+_ALTER_VECTOR_INDEX = re.compile(
+    rf"^\s*ALTER\s+VECTOR\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s+ON\s+(?P<table>{_NAME})\s+REBUILD\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
 _DROP_EXTERNAL_TABLE = re.compile(
     rf"^\s*DROP\s+EXTERNAL\s+TABLE\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -57,7 +62,7 @@ _CALL_REFRESH = re.compile(
     r"^\s*CALL\s+BQ\s*\.\s*REFRESH_EXTERNAL_METADATA_CACHE\s*\(\s*(?P<arg>'[^']*'|\"[^\"]*\")\s*\)\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_VECTOR_INDEX_WORDS = re.compile(r"^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?|DROP\s+)VECTOR\s+INDEX\b", re.I)
+_VECTOR_INDEX_WORDS = re.compile(r"^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?|DROP\s+|ALTER\s+)VECTOR\s+INDEX\b", re.I)
 
 
 @contextmanager
@@ -326,7 +331,7 @@ def _form_of(stmt: Statement, tree: exp.Expr) -> str:
         raise stmt.error(
             f"this statement is not supported: {what} ...",
             hint="supported: queries, DDL and DML that DuckDB runs, CREATE MODEL, CREATE EXTERNAL TABLE, "
-            "CREATE/DROP VECTOR INDEX, CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE",
+            "CREATE/ALTER/DROP VECTOR INDEX, CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE",
             cls=SqlNotSupported,
         )
     return "query"
@@ -362,12 +367,20 @@ def _parse_special(stmt: Statement) -> ParsedStatement | None:
             table=_table(stmt, m.group("table"), m.start("table")),
             if_exists=bool(m.group("exists")),
         )
+    if m := _ALTER_VECTOR_INDEX.match(text):
+        return ParsedStatement(
+            statement=stmt,
+            form="alter_vector_index",
+            name=_table(stmt, m.group("name"), m.start("name")),
+            table=_table(stmt, m.group("table"), m.start("table")),
+            if_exists=bool(m.group("exists")),
+        )
     if _VECTOR_INDEX_WORDS.match(text):
         raise stmt.error(
             "cannot parse this VECTOR INDEX statement",
             hint="CREATE [OR REPLACE] VECTOR INDEX [IF NOT EXISTS] name ON dataset.table(column) "
             "[STORING(col, ...)] OPTIONS(index_type = 'IVF', distance_type = 'COSINE'), or "
-            "DROP VECTOR INDEX [IF EXISTS] name ON dataset.table",
+            "DROP VECTOR INDEX [IF EXISTS] name ON dataset.table, or ALTER VECTOR INDEX name ON dataset.table REBUILD",
             cls=SqlParseError,
         )
     if m := _DROP_EXTERNAL_TABLE.match(text):

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from lookalike.dataset import vindexes
 from lookalike.sql import models, objects, vector
 from lookalike.sql.context import Context, Outcome, to_duckdb
 from lookalike.sql.names import name_of
@@ -99,12 +100,18 @@ def _after(ctx: Context, tree: exp.Expr) -> None:
             schema_name = schema.name if isinstance(schema, exp.Expr) else str(schema)
             objects.forget_schema(ctx, schema_name)
             models.forget_schema(ctx, schema_name)
-            ctx.con.execute(
-                "DELETE FROM lookalike_sql_vector_indexes WHERE starts_with(tbl, ?)", [schema_name.lower() + "."]
-            )
+            for key in {r.table_key for r in vindexes.list_indexes(ctx.con)}:
+                if key.startswith(schema_name.lower() + "."):
+                    vector.forget_table(ctx, key)
     elif isinstance(tree, exp.Drop) and kind in ("TABLE", "VIEW"):
         for ref in tree.find_all(exp.Table):
             vector.forget_table(ctx, name_of(ref).key)
+    elif isinstance(tree, (exp.Insert, exp.Delete, exp.Update, exp.Merge)):
+        target = tree.this if isinstance(tree, (exp.Insert, exp.Merge)) else tree.find(exp.Table)
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(target, exp.Table) and isinstance(target.this, exp.Identifier):
+            vector.refresh_table(ctx, name_of(target))
     elif isinstance(tree, exp.Create) and tree.args.get("replace") and kind == "TABLE":
         target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
         if isinstance(target, exp.Table):

@@ -30,6 +30,9 @@ class SqlResult:
         returns_rows: whether it is a query (its rows may still be none); ``False`` for DDL and DML.
         message: one line saying what it did (``created model face_search.m``, ``5 rows``...).
         notices: things worth knowing that are not errors (embeddings reused, exact search used...).
+        vector_search_statistics: one entry per ``VECTOR_SEARCH`` in the statement: ``index_usage_mode``
+            (``FULLY_USED``, ``PARTIALLY_USED`` or ``UNUSED``), ``index_unused_reasons`` and counts, as BigQuery's
+            job statistics give them.
     """
 
     statement: str
@@ -40,6 +43,7 @@ class SqlResult:
     message: str
     table: pa.Table = field(default_factory=lambda: _EMPTY)
     notices: list[str] = field(default_factory=list)
+    vector_search_statistics: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:

@@ -13,6 +13,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lookalike.errors import SqlNotSupported
+from lookalike.sql.catalog_views import replace_views
 from lookalike.sql.context import TEMP_PREFIX, Context
 from lookalike.sql.names import name_of, relations
 from lookalike.sql.registry import TABLE_FUNCTIONS
@@ -30,6 +31,7 @@ def function_name(node: exp.Expr) -> str:
 def prepare(ctx: Context, tree: exp.Expr) -> exp.Expr:
     """Check, rewrite and materialise ``tree`` in place (see the module docstring); return it."""
     check_ml_functions(ctx, tree)
+    replace_views(ctx, tree)
     check_tables(ctx, tree)
     drop_projects(tree)
     qualify(ctx, tree)

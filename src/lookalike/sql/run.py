@@ -74,6 +74,7 @@ def run_script(
 def _run_one(ctx: Context, stmt: Statement) -> SqlResult:
     ctx.statement = stmt
     ctx.notices = []
+    ctx.statistics = []
     parsed = parse_statement(stmt)
     handler = STATEMENTS[parsed.form]
     outcome = handler(ctx, parsed)
@@ -87,6 +88,7 @@ def _run_one(ctx: Context, stmt: Statement) -> SqlResult:
         message=outcome.message,
         table=outcome.table if outcome.table is not None else pa.table({}),
         notices=list(ctx.notices),
+        vector_search_statistics=list(ctx.statistics),
     )
 
 

@@ -1,27 +1,28 @@
 """``VECTOR_SEARCH`` and vector indexes.
 
 ``VECTOR_SEARCH(TABLE base | (query), 'column', TABLE q | (query) [, 'query_column'], top_k => k,
-distance_type => 'COSINE' | 'EUCLIDEAN' | 'DOT_PRODUCT', options => '{"use_brute_force": true}')`` returns
-one row per (query row, neighbour): ``query`` (a STRUCT of the query row's columns), ``base`` (a STRUCT of the
-base row's columns) and ``distance`` (DOUBLE), nearest first for each query row. BigQuery's defaults hold:
-``top_k`` 10, ``EUCLIDEAN`` (or the distance of a vector index on the column, as in BigQuery). A base
-``(subquery)`` with a WHERE clause filters the rows before the search (a pre-filter). Rows whose vector is
-NULL or empty are skipped, on both sides.
+distance_type => 'COSINE' | 'EUCLIDEAN' | 'DOT_PRODUCT', options => '{"fraction_lists_to_search": f}' |
+'{"use_brute_force": true}')`` returns one row per (query row, neighbour): ``query`` (a STRUCT of the query row's
+columns), ``base`` (a STRUCT of the base row's columns) and ``distance`` (DOUBLE), nearest first for each query
+row. BigQuery's defaults hold: ``top_k`` 10, ``EUCLIDEAN`` (or the distance of a vector index on the column, as
+in BigQuery). A base ``(subquery)`` with a WHERE clause filters the rows before the search (a pre-filter). Rows
+whose vector is NULL or empty are skipped, on both sides.
 
-The search is the core's exact kernel (:func:`lookalike.search.exact.top_k`, numpy/BLAS). Distances are
-computed for the vectors as stored, not assuming unit length: COSINE is ``1 - cos(q, x)``, EUCLIDEAN the L2
-distance, DOT_PRODUCT ``-q . x``.
+Distances are computed for the vectors as stored, not assuming unit length: COSINE is ``1 - cos(q, x)``,
+EUCLIDEAN the L2 distance, DOT_PRODUCT ``-q . x``.
 
-``CREATE VECTOR INDEX`` / ``DROP VECTOR INDEX`` keep index definitions in ``lookalike_sql_vector_indexes``.
-Until the core has an ANN index, VECTOR_SEARCH searches exactly and says so in a notice when it would have
-used an index.
+``CREATE VECTOR INDEX`` builds a real index (:mod:`lookalike.search.vindex`) and ``ALTER VECTOR INDEX ...
+REBUILD`` trains it again; DML on the table adds and removes its rows. A search over the indexed table, or over
+a subquery that selects from it, uses the index unless ``use_brute_force`` is set: rows are named by their
+vector, so rows the index lacks (inserted since) are searched exactly, and rows a pre-filter leaves out are kept
+out by an id selector: never fewer than ``top_k`` rows when enough match. Each search reports how it used the
+index (BigQuery's ``vectorSearchStatistics``) in the statement's ``statistics`` and a notice.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from lookalike.errors import LookalikeError
-from lookalike.search.distances import Distance
+from lookalike.dataset import vindexes
+from lookalike.dataset.vindexes import IndexRecord
+from lookalike.errors import InvalidArgument, LookalikeError
 from lookalike.search.exact import top_k as exact_top_k
+from lookalike.search.vindex import manage
+from lookalike.search.vindex.files import IndexFileError
+from lookalike.search.vindex.ids import content_ids
+from lookalike.search.vindex.searcher import IndexUsage, search_rows, serves, unused
+from lookalike.search.vindex.spec import DISTANCE_TYPES, MIN_ROWS, OPTION_HELP, SearchKnobs, parse_index_options
 from lookalike.sql.context import Context, Outcome
 from lookalike.sql.names import Name, name_of, relations
 from lookalike.sql.parse import ParsedStatement
@@ -40,47 +47,23 @@ from lookalike.sql.values import check_keys, constant
 
 DEFAULT_TOP_K = 10
 DEFAULT_DISTANCE = "EUCLIDEAN"
-DISTANCE_TYPES: dict[str, Distance] = {"EUCLIDEAN": "euclidean", "COSINE": "cosine", "DOT_PRODUCT": "dot"}
 
 SEARCH_OPTIONS = {
     "use_brute_force": "true to search exactly even when a vector index exists",
-    "fraction_lists_to_search": "share of IVF lists to search, in (0, 1] (Lookalike searches exactly)",
+    "fraction_lists_to_search": "share of the index's lists to search, in (0, 1]; 1.0 gives the exact answer",
 }
-INDEX_OPTIONS = {
-    "index_type": "'IVF' or 'TREE_AH' (required)",
-    "distance_type": "'EUCLIDEAN' (default), 'COSINE' or 'DOT_PRODUCT'",
-    "ivf_options": "JSON '{\"num_lists\": N}' with N in 1..5000 (IVF only)",
-    "tree_ah_options": 'JSON \'{"leaf_node_embedding_count": N, "normalization_type": ...}\' (TREE_AH only)',
-}
-INDEX_TYPES = ("IVF", "TREE_AH")
-
-_NO_ANN = "Lookalike has no ANN index yet, so VECTOR_SEARCH searches exactly (exact results)"
 
 
-@dataclass(frozen=True, slots=True)
-class VectorIndex:
-    table: Name
-    name: str
-    column: str
-    index_type: str
-    distance_type: str
-
-
-def index_on(ctx: Context, table: Name, column: str) -> VectorIndex | None:
+def index_on(ctx: Context, table: Name, column: str) -> IndexRecord | None:
     """The vector index defined on ``table(column)``, if any."""
-    rows = ctx.con.execute(
-        """SELECT display_name, column_name, index_type, distance_type FROM lookalike_sql_vector_indexes
-           WHERE tbl = ? AND lower(column_name) = lower(?)""",
-        [table.key, column],
-    ).fetchall()
-    if not rows:
-        return None
-    return VectorIndex(table, str(rows[0][0]), str(rows[0][1]), str(rows[0][2]), str(rows[0][3]))
+    return vindexes.on_column(ctx.con, table.key, column)
 
 
 def forget_table(ctx: Context, key: str) -> None:
-    """Remove the index definitions of a table that was dropped or replaced."""
-    ctx.con.execute("DELETE FROM lookalike_sql_vector_indexes WHERE tbl = ?", [key])
+    """Remove the indexes (catalog rows and files) of a table that was dropped or replaced."""
+    for rec in vindexes.list_indexes(ctx.con, key):
+        vindexes.delete(ctx.con, key, rec.name)
+        manage.finish(ctx.dataset_path, None, key, rec.name)
 
 
 # ---------------------------------------------------------------------------------------------- VECTOR_SEARCH
@@ -113,20 +96,22 @@ def vector_search(ctx: Context, node: exp.Expr, evaluate: Evaluate) -> pa.Table:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ctx.error(f"top_k must be a positive integer, got {k!r}", at=k_node)
     options = _search_options(ctx, node.args.get("options"))
-    brute = bool(options.get("use_brute_force", False))
+    knobs = SearchKnobs(
+        fraction_lists_to_search=options.get("fraction_lists_to_search"),
+        use_brute_force=bool(options.get("use_brute_force", False)),
+    )
 
-    index = index_on(ctx, name_of(base_arg), column) if _is_named(base_arg) else None
+    source = _source_table(base_arg, column)
+    index = index_on(ctx, source, column) if source is not None else None
     dist_node = node.args.get("distance_type")
     if dist_node is not None:
         dist_name = _string(ctx, dist_node, "distance_type").upper()
-    elif index is not None and not brute:
-        dist_name = index.distance_type
+    elif index is not None and not knobs.use_brute_force:
+        dist_name = index.spec.distance_type
     else:
         dist_name = DEFAULT_DISTANCE
     if dist_name not in DISTANCE_TYPES:
         raise ctx.error(f"unknown distance_type {dist_name!r}", at=dist_node, hint="use " + ", ".join(DISTANCE_TYPES))
-    if index is not None and not brute:
-        ctx.notice(f"vector index {index.name} on {index.table.display}({index.column}) is defined, but {_NO_ANN}")
 
     base = evaluate(base_arg)
     query = evaluate(node.args["query_table"])
@@ -139,16 +124,21 @@ def vector_search(ctx: Context, node: exp.Expr, evaluate: Evaluate) -> pa.Table:
             hint="embed both with the same model",
         )
     distance = DISTANCE_TYPES[dist_name]
+    raw_base = base_mat
     if distance == "cosine":
         base_mat, query_mat = _unit_rows(base_mat), _unit_rows(query_mat)
     if base_mat.shape[0] == 0 or query_mat.shape[0] == 0:
         idx = np.zeros((query_mat.shape[0], 0), np.int64)
         dists = np.zeros((query_mat.shape[0], 0), np.float32)
+        usage = unused("NO_ROWS", "nothing to search")
     else:
         try:
-            idx, dists = exact_top_k(base_mat, query_mat, k, distance)
+            idx, dists, usage = _search(ctx, index, base, base_rows, raw_base, base_mat, query_mat, k, distance, knobs)
         except LookalikeError as err:
             raise ctx.error(err.message, at=node, hint=err.hint) from err
+    ctx.statistics.append(usage.to_dict())
+    if index is not None or knobs.fraction_lists_to_search is not None:
+        ctx.notice(usage.summary())
     per_query = idx.shape[1]
     query_take = np.repeat(query_rows, per_query)
     base_take = base_rows[idx.reshape(-1)] if idx.size else np.zeros(0, np.int64)
@@ -159,6 +149,97 @@ def vector_search(ctx: Context, node: exp.Expr, evaluate: Evaluate) -> pa.Table:
             "distance": pa.array(dists.reshape(-1).astype(np.float64), pa.float64()),
         }
     )
+
+
+def _source_table(base_arg: exp.Expr, column: str) -> Name | None:
+    """The table whose index can serve this base: ``TABLE t``, or a ``(SELECT ... FROM t [WHERE ...])`` that
+    passes ``column`` through unchanged; ``None`` for anything else (joins, computed vectors...)."""
+    if _is_named(base_arg):
+        assert isinstance(base_arg, exp.Table)
+        return name_of(base_arg)
+    query = base_arg.this if isinstance(base_arg, exp.Subquery) else base_arg
+    if not isinstance(query, exp.Select) or query.args.get("joins") or query.args.get("group"):
+        return None
+    source = query.args.get("from_") or query.args.get("from")
+    table = source.this if isinstance(source, exp.From) else None
+    if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+        return None
+    for projection in query.expressions:
+        if isinstance(projection, exp.Star):
+            return name_of(table)
+        if isinstance(projection, exp.Column) and projection.name.lower() == column.lower():
+            return name_of(table)
+    return None
+
+
+def _search(
+    ctx: Context,
+    rec: IndexRecord | None,
+    base: pa.Table,
+    base_rows: np.ndarray,
+    raw_base: np.ndarray,
+    base_mat: np.ndarray,
+    query_mat: np.ndarray,
+    k: int,
+    distance: Any,
+    knobs: SearchKnobs,
+) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
+    """Top-k rows through the index when it can serve this search (else exactly), and how it was used."""
+    usage = _usable(ctx, rec, base_mat, distance, knobs)
+    if usage.mode == "UNUSED" or rec is None:
+        idx, dists = exact_top_k(base_mat, query_mat, k, distance)
+        return idx, dists, usage
+    ids = _row_ids(rec, base, base_rows, raw_base)
+    if ids is None:
+        idx, dists = exact_top_k(base_mat, query_mat, k, distance)
+        return idx, dists, unused("INDEX_ID_COLUMN_MISSING", f"the base rows lack column {rec.id_column}", rec.name)
+    loaded = manage.load(ctx.dataset_path, rec)
+    return search_rows(loaded, base_mat, ids, query_mat, k, distance, knobs)
+
+
+def _usable(
+    ctx: Context, rec: IndexRecord | None, base_mat: np.ndarray, distance: Any, knobs: SearchKnobs
+) -> IndexUsage:
+    if rec is None:
+        return unused("NO_INDEX", "no vector index on the searched table and column")
+    if knobs.use_brute_force:
+        return unused("INDEX_SUPPRESSED_BY_FUNCTION_OPTION", "use_brute_force is set", rec.name)
+    b = rec.build
+    if not b:
+        return unused("INDEX_NOT_BUILT", f"index {rec.name} is not built: ALTER VECTOR INDEX ... REBUILD", rec.name)
+    if b.get("too_small"):
+        return unused(
+            "BASE_TABLE_TOO_SMALL", f"the table had under {MIN_ROWS} vectors when {rec.name} was built", rec.name
+        )
+    if int(b["dim"]) != int(base_mat.shape[1]):
+        return unused(
+            "INDEX_DIMENSION_MISMATCH",
+            f"index {rec.name} holds {b['dim']}-d vectors, the base {base_mat.shape[1]}-d: rebuild it",
+            rec.name,
+        )
+    try:
+        loaded = manage.load(ctx.dataset_path, rec)
+    except IndexFileError as err:
+        ctx.notice(f"{err.message}; searched exactly (rebuild the index)")
+        return unused("INDEX_FILE_ERROR", err.message, rec.name)
+    why = serves(loaded, distance)
+    if why is not None:
+        return unused("DISTANCE_TYPE_NOT_SERVED", why, rec.name)
+    return IndexUsage("FULLY_USED", rec.name)
+
+
+def _row_ids(rec: IndexRecord, table: pa.Table, rows: np.ndarray, matrix: np.ndarray) -> np.ndarray | None:
+    """The ids the index names these rows by: an id column's values, or a hash of each vector."""
+    if rec.id_column is None:
+        return content_ids(matrix)
+    names = {c.lower(): c for c in table.column_names}
+    real = names.get(rec.id_column.lower())
+    if real is None:
+        return None
+    values = table.column(real).take(pa.array(rows, pa.int64()))
+    if values.null_count:
+        return None
+    return np.asarray(values.to_numpy(zero_copy_only=False), np.int64)
 
 
 def _is_named(arg: exp.Expr) -> bool:
@@ -241,14 +322,41 @@ def _structs(table: pa.Table, rows: np.ndarray) -> pa.ChunkedArray:
 # ---------------------------------------------------------------------------------------------- vector indexes
 
 
-def _json_option(ctx: Context, value: Any, key: str, at: int) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value) if isinstance(value, str) else None
-    except json.JSONDecodeError as err:
-        raise ctx.error(f"{key} is not valid JSON: {err.msg}", at=at) from None
-    if not isinstance(parsed, dict):
-        raise ctx.error(f"{key} must be a JSON object string", at=at, hint=INDEX_OPTIONS[key])
-    return parsed
+def _face_table_id(ctx: Context, table: Name, column: str) -> str | None:
+    """``face_id`` for the embedding column of a face table that ``lookalike index`` fills, else ``None``."""
+    if table.schema.lower() != "main" or column.lower() != "embedding" or not table.name.lower().startswith("faces_"):
+        return None
+    rows = ctx.con.execute("SELECT count(*) FROM lookalike_tables WHERE lower(faces_table) = ?", [table.name.lower()])
+    return "face_id" if rows.fetchall()[0][0] else None
+
+
+def _read_source(ctx: Context, table: Name, column: str, id_column: str | None) -> manage.VectorSource:
+    """The table's current vectors and the ids an index names them by."""
+    cols = f'"{column}"' + (f', "{id_column}"' if id_column else "")
+    rows = ctx.query_sql(f"SELECT {cols} FROM {ctx.ref(table)}")
+    picked, matrix = _vectors(ctx, rows, column, "indexed", None)
+    if id_column is None:
+        ids = content_ids(matrix) if matrix.size else np.zeros(0, np.int64)
+    else:
+        ids = np.asarray(rows.column(1).take(pa.array(picked, pa.int64())).to_numpy(zero_copy_only=False), np.int64)
+    if matrix.size == 0:
+        matrix = np.zeros((0, 1), np.float32)
+    return manage.VectorSource(ids, matrix)
+
+
+def _commit(ctx: Context, rec: IndexRecord) -> None:
+    vindexes.save(ctx.con, rec)
+    manage.finish(ctx.dataset_path, rec, rec.table_key, rec.name)
+
+
+def _built_message(rec: IndexRecord) -> str:
+    b = rec.build or {}
+    if b.get("too_small"):
+        return f"the table has {b.get('rows', 0)} vectors, under {MIN_ROWS}: it is searched exactly until it grows"
+    lists = b.get("lists")
+    what = f"{lists} lists" if rec.spec.index_type == "IVF" else f"{lists} leaf" + ("s" if lists != 1 else "")
+    chosen = " (chosen from the table size)" if rec.spec.index_type == "IVF" and rec.spec.num_lists is None else ""
+    return f"{b.get('rows')} vectors, {what}{chosen}, built in {b.get('build_s')} s"
 
 
 @statement("create_vector_index")
@@ -258,7 +366,7 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     stmt = ctx.statement
     index_name = parsed.name.name
     table_name = name_of(parsed.table)
-    if table_name.key not in relations(ctx.con):
+    if table_name.key not in relations(ctx.con, internal=True):
         raise ctx.missing_table(parsed.table)
     schema = ctx.query_sql(f"SELECT * FROM {ctx.ref(table_name)} LIMIT 0").schema
     columns = {n.lower(): n for n in schema.names}
@@ -284,38 +392,15 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     for key, node, offset in parsed.options:
         given[key] = constant(stmt, node, f"option {key}")
         offsets[key] = offset
-    check_keys(stmt, given, INDEX_OPTIONS, "vector index option", offsets.get(next(iter(given), "")))
-    index_type = str(given.get("index_type") or "").upper()
-    if index_type not in INDEX_TYPES:
-        raise ctx.error(
-            "OPTIONS(index_type = ...) must be 'IVF' or 'TREE_AH'",
-            at=offsets.get("index_type"),
-            hint="OPTIONS(index_type = 'IVF', distance_type = 'COSINE')",
-        )
-    distance_type = str(given.get("distance_type") or DEFAULT_DISTANCE).upper()
-    if distance_type not in DISTANCE_TYPES:
-        raise ctx.error(
-            f"unknown distance_type {distance_type!r}",
-            at=offsets.get("distance_type"),
-            hint="use " + ", ".join(DISTANCE_TYPES),
-        )
-    details: dict[str, Any] = {}
-    if "ivf_options" in given:
-        if index_type != "IVF":
-            raise ctx.error("ivf_options goes with index_type = 'IVF'", at=offsets["ivf_options"])
-        details = _json_option(ctx, given["ivf_options"], "ivf_options", offsets["ivf_options"])
-        lists = details.get("num_lists")
-        if set(details) - {"num_lists"} or (lists is not None and not (isinstance(lists, int) and 1 <= lists <= 5000)):
-            raise ctx.error("ivf_options takes num_lists, an integer in 1..5000", at=offsets["ivf_options"])
-    if "tree_ah_options" in given:
-        if index_type != "TREE_AH":
-            raise ctx.error("tree_ah_options goes with index_type = 'TREE_AH'", at=offsets["tree_ah_options"])
-        details = _json_option(ctx, given["tree_ah_options"], "tree_ah_options", offsets["tree_ah_options"])
+    check_keys(stmt, given, OPTION_HELP, "vector index option", offsets.get(next(iter(given), "")))
+    try:
+        spec = parse_index_options(given)
+    except InvalidArgument as err:
+        at = next((offsets[k] for k in offsets if k in err.message), None)
+        raise ctx.error(err.message, at=at, hint=err.hint) from None
 
-    existing = ctx.con.execute(
-        "SELECT display_name, column_name FROM lookalike_sql_vector_indexes WHERE tbl = ?", [table_name.key]
-    ).fetchall()
-    same = [r for r in existing if str(r[0]).lower() == index_name.lower()]
+    existing = vindexes.list_indexes(ctx.con, table_name.key)
+    same = [r for r in existing if r.key == index_name.lower()]
     if same and not parsed.replace:
         if parsed.if_exists:
             return Outcome(None, f"vector index {index_name} already exists; left unchanged")
@@ -324,59 +409,103 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
             at=parsed.name,
             hint="use CREATE OR REPLACE VECTOR INDEX, or CREATE VECTOR INDEX IF NOT EXISTS",
         )
-    other = [r for r in existing if str(r[0]).lower() != index_name.lower() and str(r[1]).lower() == column.lower()]
+    other = [r for r in existing if r.key != index_name.lower() and r.column.lower() == column.lower()]
     if other:
         raise ctx.error(
-            f"column {column} of {table_name.display} already has vector index {other[0][0]}",
+            f"column {column} of {table_name.display} already has vector index {other[0].name}",
             at=parsed.name,
-            hint=f"DROP VECTOR INDEX {other[0][0]} ON {table_name.display} first",
+            hint=f"DROP VECTOR INDEX {other[0].name} ON {table_name.display} first",
         )
-    ctx.con.execute(
-        "DELETE FROM lookalike_sql_vector_indexes WHERE tbl = ? AND lower(name) = lower(?)",
-        [table_name.key, index_name],
-    )
-    ctx.con.execute(
-        """INSERT INTO lookalike_sql_vector_indexes
-           (tbl, name, display_name, column_name, storing, index_type, distance_type, options)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-        [
-            table_name.key,
-            index_name.lower(),
-            index_name,
-            column,
-            parsed.storing,
-            index_type,
-            distance_type,
-            json.dumps(details),
-        ],
-    )
-    ctx.notice(f"vector index {index_name} is recorded; {_NO_ANN}")
+    id_column = _face_table_id(ctx, table_name, column)
+    rec = IndexRecord(table_name.key, index_name, column, spec, tuple(parsed.storing), id_column=id_column)
+    try:
+        rec = manage.build_record(ctx.dataset_path, rec, _read_source(ctx, table_name, column, id_column))
+    except InvalidArgument as err:
+        raise ctx.error(err.message, at=offsets.get("ivf_options", parsed.name), hint=err.hint) from None
+    _commit(ctx, rec)
     verb = "replaced" if same else "created"
     return Outcome(
-        None, f"{verb} vector index {index_name} on {table_name.display}({column}) ({index_type}, {distance_type})"
+        None,
+        f"{verb} vector index {index_name} on {table_name.display}({column}) "
+        f"({spec.index_type}, {spec.distance_type}): {_built_message(rec)}",
     )
+
+
+def _existing(ctx: Context, parsed: ParsedStatement) -> tuple[Name, IndexRecord | None]:
+    assert parsed.name is not None and parsed.table is not None
+    table_name = name_of(parsed.table)
+    rec = vindexes.find(ctx.con, table_name.key, parsed.name.name)
+    if rec is None and not parsed.if_exists:
+        names = ", ".join(r.name for r in vindexes.list_indexes(ctx.con, table_name.key))
+        raise ctx.error(
+            f"vector index {parsed.name.name} on {table_name.display} was not found",
+            at=parsed.name,
+            hint=f"indexes on {table_name.display}: {names}" if names else None,
+        )
+    return table_name, rec
+
+
+@statement("alter_vector_index")
+def alter_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
+    """``ALTER VECTOR INDEX [IF EXISTS] name ON table REBUILD``: train it again over the table as it is now."""
+    table_name, rec = _existing(ctx, parsed)
+    if rec is None:
+        assert parsed.name is not None
+        return Outcome(None, f"no vector index {parsed.name.name} on {table_name.display}; nothing rebuilt")
+    if table_name.key not in relations(ctx.con, internal=True):
+        raise ctx.error(f"table {table_name.display} was not found", at=parsed.table)
+    source = _read_source(ctx, table_name, rec.column, rec.id_column)
+    try:
+        rec = manage.build_record(ctx.dataset_path, rec.with_build(None), source)
+    except InvalidArgument as err:
+        raise ctx.error(err.message, at=parsed.name, hint=err.hint) from None
+    _commit(ctx, rec)
+    return Outcome(None, f"rebuilt vector index {rec.name} on {table_name.display}: {_built_message(rec)}")
 
 
 @statement("drop_vector_index")
 def drop_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
-    """``DROP VECTOR INDEX [IF EXISTS] name ON table``."""
-    assert parsed.name is not None and parsed.table is not None
-    index_name = parsed.name.name
-    table_name = name_of(parsed.table)
-    rows = ctx.con.execute(
-        "SELECT display_name FROM lookalike_sql_vector_indexes WHERE tbl = ?", [table_name.key]
-    ).fetchall()
-    if not any(str(r[0]).lower() == index_name.lower() for r in rows):
-        if parsed.if_exists:
-            return Outcome(None, f"no vector index {index_name} on {table_name.display}; nothing dropped")
-        names = ", ".join(str(r[0]) for r in rows)
-        raise ctx.error(
-            f"vector index {index_name} on {table_name.display} was not found",
-            at=parsed.name,
-            hint=f"indexes on {table_name.display}: {names}" if names else None,
-        )
-    ctx.con.execute(
-        "DELETE FROM lookalike_sql_vector_indexes WHERE tbl = ? AND lower(name) = lower(?)",
-        [table_name.key, index_name],
-    )
-    return Outcome(None, f"dropped vector index {index_name} on {table_name.display}")
+    """``DROP VECTOR INDEX [IF EXISTS] name ON table``: its catalog row, then its files."""
+    table_name, rec = _existing(ctx, parsed)
+    if rec is None:
+        assert parsed.name is not None
+        return Outcome(None, f"no vector index {parsed.name.name} on {table_name.display}; nothing dropped")
+    vindexes.delete(ctx.con, table_name.key, rec.name)
+    manage.finish(ctx.dataset_path, None, table_name.key, rec.name)
+    return Outcome(None, f"dropped vector index {rec.name} on {table_name.display}")
+
+
+def refresh_table(ctx: Context, table: Name) -> None:
+    """After DML on ``table``: add its new rows to its indexes and remove the deleted ones (as BigQuery's
+    background refresh does; until then those rows are searched exactly anyway)."""
+    for rec in vindexes.list_indexes(ctx.con, table.key):
+        try:
+            source = _read_source(ctx, table, rec.column, rec.id_column)
+            new = manage.refresh_record(ctx.dataset_path, rec, source)
+        except (LookalikeError, IndexFileError) as err:
+            ctx.notice(f"vector index {rec.name} was not refreshed ({err.message}); new rows are searched exactly")
+            continue
+        if new is not None:
+            _commit(ctx, new)
+
+
+def describe_indexes(ctx: Context, schema: str | None) -> list[dict[str, Any]]:
+    """``INFORMATION_SCHEMA.VECTOR_INDEXES`` rows for the tables of ``schema`` (all schemas when ``None``)."""
+    from lookalike.search.vindex.faces import describe
+
+    out: list[dict[str, Any]] = []
+    tables = relations(ctx.con, internal=True)
+    for rec in vindexes.list_indexes(ctx.con):
+        table_schema = rec.table_key.partition(".")[0]
+        if schema is not None and table_schema != schema.lower():
+            continue
+        name = tables.get(rec.table_key)
+        if name is None:
+            continue
+        source = _read_source(ctx, name, rec.column, rec.id_column)
+        row = describe(ctx.dataset_path, rec, source.ids, name.display)
+        row["table_catalog"] = ctx.catalog
+        row["table_schema"] = name.schema
+        row["table_name"] = name.name
+        out.append(row)
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import InvalidArgument
+from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, IndexSpec
 
 #: Training points per list, and at most this many in all (a random, seeded sample of the table).
@@ -28,8 +29,9 @@ class Built:
 
 
 def pq_subquantizers(dim: int) -> int:
-    """Sub-quantizers for 4-bit PQ codes: about one per 8 dimensions (32 bytes for 512-d), dividing ``dim``."""
-    for m in range(max(1, dim // 8), 0, -1):
+    """Sub-quantizers for 4-bit PQ codes: one per 8 dimensions (32 bytes for 512-d), at least 32 for small
+    dimensions (16 bytes), and dividing ``dim``."""
+    for m in range(max(1, dim // 8, min(dim // 2, 32)), 0, -1):
         if dim % m == 0 and m % 2 == 0:
             return m
     return 1
@@ -43,7 +45,7 @@ def factory_string(spec: IndexSpec, dim: int, lists: int) -> str:
 
 
 def metric(spec: IndexSpec) -> int:
-    import faiss
+    faiss = load_faiss()
 
     return int(faiss.METRIC_L2 if spec.distance == "euclidean" else faiss.METRIC_INNER_PRODUCT)
 
@@ -59,7 +61,7 @@ def prepare(spec: IndexSpec, matrix: np.ndarray) -> np.ndarray:
 
 def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
     """Train and fill an index over ``matrix`` rows named by ``ids`` (duplicate ids are stored once)."""
-    import faiss
+    faiss = load_faiss()
 
     n = int(matrix.shape[0])
     if n < MIN_ROWS:
@@ -91,9 +93,9 @@ def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
 def _quiet_training(index: Any) -> None:
     """Let k-means train on small tables without faiss's "please provide more training points" warnings (the
     exact re-rank, not the codebook, decides the distances)."""
-    import faiss
+    faiss = load_faiss()
 
-    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
     ivf.cp.min_points_per_centroid = 1
     pq = getattr(ivf, "pq", None)
     if pq is not None:
@@ -105,7 +107,7 @@ def update(
 ) -> tuple[np.ndarray, int, int]:
     """Bring ``index`` (holding sorted ``held`` ids) to exactly the rows ``(matrix, ids)``: remove ids no longer
     present, add new ones. Returns the new sorted ids, and how many were added and removed."""
-    import faiss
+    faiss = load_faiss()
 
     uniq, first = np.unique(ids, return_index=True)
     gone = np.setdiff1d(held, uniq, assume_unique=True)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import SearchError
+from lookalike.search.vindex._faiss import faiss as load_faiss
 
 _FILES = ("index.faiss", "ids.npy")
 
@@ -69,7 +70,7 @@ def _sha256(path: Path) -> str:
 
 def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
     """Write ``index`` and its sorted ``ids`` as a new build folder under ``root/name``; return its ref."""
-    import faiss
+    faiss = load_faiss()
 
     parent = root / name
     parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
 
 def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
     """The faiss index and sorted ids of a build; :class:`IndexFileError` when a file is missing or altered."""
-    import faiss
+    faiss = load_faiss()
 
     folder = root / ref.folder
     for f in _FILES:

@@ -19,6 +19,7 @@ import numpy as np
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument
 from lookalike.search.vindex import build as builder
+from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.files import BuildRef, index_root, read_build, remove_others, slug, write_build
 from lookalike.search.vindex.searcher import LoadedIndex
 from lookalike.search.vindex.spec import MIN_ROWS
@@ -112,7 +113,7 @@ def drift(build: dict[str, Any] | None) -> float:
 
 
 def _clone(index: Any) -> Any:
-    import faiss
+    faiss = load_faiss()
 
     return faiss.clone_index(index)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from lookalike.search.distances import Distance
 from lookalike.search.exact import top_k as exact_top_k
+from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.spec import (
     DEFAULT_FRACTION_LISTS,
     DISTANCE_NAMES,
@@ -152,7 +153,7 @@ def search_rows(
     ``matrix`` holds the current rows (for COSINE, of unit length), ``ids`` their ids; ``queries`` is
     ``(m, d)``. The caller has checked :func:`serves` and the dimension.
     """
-    import faiss
+    faiss = load_faiss()
 
     d = delta(loaded, ids) if cached is None else cached
     n = int(matrix.shape[0])
@@ -170,6 +171,10 @@ def search_rows(
         nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
         cand = n if fraction == 1.0 else max(RERANK_MIN, RERANK_PER_K * k)
     indexed = n - d.unindexed.size
+    if d.allowed is not None and d.allowed.size <= cand:
+        # a pre-filter (or deletions) left no more indexed rows than the index would hand over: exact is cheaper
+        idx, dists = exact_top_k(matrix, queries, k, distance)
+        return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
     sel = faiss.IDSelectorBatch(d.allowed) if d.allowed is not None else None
     params = faiss.SearchParametersIVF()
@@ -192,10 +197,14 @@ def search_rows(
         offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         rows = d.order[np.repeat(left, cnt) + offs]
         qrow = np.repeat(qidx, cnt)
+        # one matrix-vector product per query, shaped as exact search shapes it, so that a row's distance is
+        # bit-for-bit the one exact search gives
         sims = np.empty(total, np.float32)
-        step = max(1, _GATHER_VALUES // max(1, matrix.shape[1]))
-        for s in range(0, total, step):
-            sims[s : s + step] = np.einsum("ij,ij->i", matrix[rows[s : s + step]], queries[qrow[s : s + step]])
+        bounds = np.searchsorted(qrow, np.arange(m + 1))
+        for qi in range(m):
+            lo, hi = bounds[qi], bounds[qi + 1]
+            if hi > lo:
+                sims[lo:hi] = (matrix[rows[lo:hi]] @ queries[qi : qi + 1].T)[:, 0]
         x_sq = np.einsum("ij,ij->i", matrix[rows], matrix[rows]) if distance == "euclidean" else np.ones(total)
         parts_q.append(qrow)
         parts_r.append(rows)

@@ -48,6 +48,10 @@ class SearchOptions(BaseModel):
     threshold: float | None = Field(
         None, ge=0.0, le=2.0, description="A cosine distance that overrides the table's same-person calibration."
     )
+    fraction_lists: float | None = Field(
+        None, gt=0.0, le=1.0, description="Share of the vector index's lists to search (1.0: exact)."
+    )
+    exact: bool = Field(False, description="Search every face exactly, even when the table has a vector index.")
 
 
 class SearchByReference(SearchOptions):
@@ -87,6 +91,18 @@ class Calibration(BaseModel):
     note: str = ""
 
 
+class IndexUsageOut(BaseModel):
+    """How the search used the table's vector index (BigQuery's vectorSearchStatistics)."""
+
+    index_usage_mode: str = Field(description="FULLY_USED, PARTIALLY_USED or UNUSED.")
+    index_name: str | None
+    index_unused_reasons: list[dict[str, str]]
+    indexed_rows: int
+    unindexed_rows: int = Field(description="Faces added since the build, searched exactly.")
+    fraction_lists_to_search: float | None
+    candidates_reranked: int | None
+
+
 class QueryFaceOut(BaseModel):
     """A face found in the query photo: ``face`` is its index, as in the rows' ``query_face``."""
 
@@ -109,6 +125,7 @@ class SearchResponse(BaseModel):
     distance: str
     threshold: float = Field(description="Distance at or below which a row is the same person.")
     calibration: Calibration
+    index_usage: IndexUsageOut | None = None
     table_version: int
     stale: bool = Field(description="True when the dataset was busy and the last version read was searched.")
 
@@ -140,6 +157,8 @@ _FORM_SCHEMA: dict[str, Any] = {
         "distance": {"type": "string", "default": "cosine", "enum": ["cosine", "euclidean", "dot"]},
         "largest": {"type": "boolean", "default": False},
         "threshold": {"type": "number", "minimum": 0, "maximum": 2},
+        "fraction_lists": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "exact": {"type": "boolean", "default": False},
     },
 }
 _JSON_SCHEMA = SearchByReference.model_json_schema()
@@ -207,7 +226,14 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
     ds = ServingDataset(catalog, max_pixels=settings.max_pixels)
     try:
         result: SearchResult = ds.search(
-            query, table=opts.table, top_k=opts.top_k, distance=dist, largest=opts.largest, threshold=opts.threshold
+            query,
+            table=opts.table,
+            top_k=opts.top_k,
+            distance=dist,
+            largest=opts.largest,
+            threshold=opts.threshold,
+            fraction_lists=opts.fraction_lists,
+            exact=opts.exact,
         )
     except ImageError as err:
         if isinstance(query, bytes) or isinstance(err, ImageTooLarge):
@@ -240,6 +266,7 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
         "distance": dist,
         "threshold": threshold_for(dist, cal.threshold),
         "calibration": cal.to_dict(),
+        "index_usage": result.index_usage.to_dict() if result.index_usage is not None else None,
         "table_version": snap.info.version,
         "stale": snap.stale,
     }

@@ -1,0 +1,129 @@
+"""Vector index internals on synthetic vectors: options, row ids, and a searcher that never misses a row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.errors import InvalidArgument
+from lookalike.search.exact import top_k
+from lookalike.search.vindex.build import build, pq_subquantizers, update
+from lookalike.search.vindex.ids import content_ids
+from lookalike.search.vindex.searcher import LoadedIndex, search_rows
+from lookalike.search.vindex.spec import MAX_LISTS, SearchKnobs, auto_num_lists, parse_index_options
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    x = _unit(rng.standard_normal((6000, 64)))
+    q = _unit(x[:40] + 0.6 * rng.standard_normal((40, 64)))  # far from their match, as face queries are
+    return x, np.arange(6000, dtype=np.int64) * 5 + 11, q
+
+
+def _loaded(options: dict[str, object], x: np.ndarray, ids: np.ndarray) -> LoadedIndex:
+    spec = parse_index_options(options)
+    b = build(spec, x, ids)
+    return LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, x.shape[1])
+
+
+def test_options_are_checked() -> None:
+    spec = parse_index_options({"INDEX_TYPE": "ivf", "distance_type": "cosine", "ivf_options": '{"num_lists": 7}'})
+    assert (spec.index_type, spec.distance, spec.num_lists) == ("IVF", "cosine", 7)
+    assert parse_index_options({"index_type": "TREE_AH"}).distance == "euclidean"  # BigQuery's default
+    bad = [
+        ({}, "index_type must be"),
+        ({"index_type": "HNSW"}, "got 'HNSW'"),
+        ({"index_type": "IVF", "colour": 1}, "unknown vector index option 'colour'"),
+        ({"index_type": "IVF", "distance_type": "HAMMING"}, "unknown distance_type"),
+        ({"index_type": "IVF", "ivf_options": "{bad"}, "ivf_options is not valid JSON"),
+        ({"index_type": "IVF", "ivf_options": {"num_lists": 0}}, "num_lists must be an integer in 1..5000"),
+        ({"index_type": "IVF", "ivf_options": {"num_lists": 5001}}, "num_lists must be"),
+        ({"index_type": "IVF", "ivf_options": {"lists": 3}}, "unknown ivf_options key 'lists'"),
+        ({"index_type": "TREE_AH", "ivf_options": {"num_lists": 3}}, "ivf_options goes with index_type = 'IVF'"),
+        ({"index_type": "TREE_AH", "tree_ah_options": {"normalization_type": "L1"}}, "normalization_type"),
+    ]
+    for options, message in bad:
+        with pytest.raises(InvalidArgument, match=message):
+            parse_index_options(options)
+    with pytest.raises(InvalidArgument, match="fraction_lists_to_search must be a number in"):
+        SearchKnobs(fraction_lists_to_search=0)
+    assert auto_num_lists(200_000) == 1789 and auto_num_lists(10**9) == MAX_LISTS and auto_num_lists(40) == 1
+    assert 512 % pq_subquantizers(512) == 0 and pq_subquantizers(512) == 64 and pq_subquantizers(192) == 32 and pq_subquantizers(64) == 32
+
+
+def test_content_ids_name_vectors() -> None:
+    x = _unit(np.random.default_rng(1).standard_normal((100, 32)))
+    ids = content_ids(x)
+    assert ids.dtype == np.int64 and (ids >= 0).all() and len(set(ids.tolist())) == 100
+    assert (content_ids(x.copy()) == ids).all()
+    y = x.copy()
+    y[3, 5] = np.nextafter(y[3, 5], 2)  # one bit of one value
+    assert content_ids(y)[3] != ids[3] and (np.delete(content_ids(y), 3) == np.delete(ids, 3)).all()
+
+
+@pytest.mark.parametrize("index_type", ["IVF", "TREE_AH"])
+def test_fraction_one_is_exact(data: tuple[np.ndarray, np.ndarray, np.ndarray], index_type: str) -> None:
+    x, ids, q = data
+    loaded = _loaded({"index_type": index_type, "distance_type": "COSINE"}, x, ids)
+    rows, dists, usage = search_rows(loaded, x, ids, q, 10, "cosine", SearchKnobs(1.0))
+    want_rows, want_dists = top_k(x, q, 10, "cosine")
+    assert usage.mode == "FULLY_USED"
+    assert (rows == want_rows).all()
+    np.testing.assert_allclose(dists, want_dists, atol=1e-6)
+
+
+def test_default_tree_ah_keeps_far_matches(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    x, ids, q = data
+    loaded = _loaded({"index_type": "TREE_AH", "distance_type": "COSINE"}, x, ids)
+    rows, _, usage = search_rows(loaded, x, ids, q, 10, "cosine", SearchKnobs())
+    want, _ = top_k(x, q, 10, "cosine")
+    recall = np.mean([len(set(rows[i]) & set(want[i])) / 10 for i in range(len(q))])
+    assert recall >= 0.95 and (rows[:, 0] == want[:, 0]).mean() >= 0.95
+    assert usage.candidates == 640
+
+
+def test_new_deleted_and_filtered_rows(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Rows the index lacks are found, deleted ones never come back, a narrow pre-filter still gives k rows."""
+    x, ids, q = data
+    loaded = _loaded(
+        {"index_type": "IVF", "distance_type": "COSINE", "ivf_options": {"num_lists": 16}}, x[:4000], ids[:4000]
+    )
+    # the current rows: 2,000 new ones, and the first 500 indexed ones deleted
+    cur = np.arange(500, 6000)
+    rows, dists, usage = search_rows(loaded, x[cur], ids[cur], q, 5, "cosine", SearchKnobs(1.0))
+    want, _ = top_k(x[cur], q, 5, "cosine")
+    assert usage.mode == "PARTIALLY_USED" and usage.unindexed_rows == 2000
+    assert (rows == want).all()
+    # a pre-filter that keeps 7 rows, 3 of them indexed: 5 rows back, all of them admitted, at any fraction
+    keep = np.array([10, 700, 900, 4100, 4200, 4300, 5999])
+    rows, _, usage = search_rows(loaded, x[keep], ids[keep], q, 5, "cosine", SearchKnobs(0.1))
+    want, _ = top_k(x[keep], q, 5, "cosine")
+    assert usage.mode == "UNUSED" and usage.reasons[0][0] == "FEW_ROWS_AFTER_FILTER"
+    assert rows.shape == (len(q), 5) and (np.sort(rows, axis=1) == np.sort(want, axis=1)).all()
+
+
+def test_duplicate_vectors_come_back_like_exact_search(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    x, _, q = data
+    dup = np.concatenate([x[:1000], x[:50]])  # 50 rows twice: one id each
+    ids = content_ids(dup)
+    loaded = _loaded({"index_type": "TREE_AH", "distance_type": "COSINE"}, dup, ids)
+    assert loaded.ids.size == 1000
+    rows, _, _ = search_rows(loaded, dup, ids, q[:5], 6, "cosine", SearchKnobs(1.0))
+    want, _ = top_k(dup, q[:5], 6, "cosine")
+    assert (np.sort(rows, axis=1) == np.sort(want, axis=1)).all()
+
+
+def test_update_adds_and_removes(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    x, ids, _ = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:3000], ids[:3000])
+    held, added, removed = update(spec, b.index, b.ids, x[1000:4000], ids[1000:4000])
+    assert (added, removed) == (1000, 1000) and b.index.ntotal == 3000
+    assert (held == np.sort(ids[1000:4000])).all()
+    with pytest.raises(InvalidArgument, match="at least 32 vectors"):
+        build(spec, x[:10], ids[:10])
