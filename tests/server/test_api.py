@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import lookalike
 from lookalike.cli import main as cli_main
 
 
@@ -298,3 +302,32 @@ def test_a_crash_is_a_json_500_with_the_request_id(indexed_dataset: Path, monkey
     assert resp.json()["error"]["code"] == "internal_error"
     assert resp.json()["error"]["request_id"] == "crash-1" == resp.headers["x-request-id"]
     assert "boom" not in resp.text  # no internals in the answer
+
+
+def test_search_uses_the_vector_index_and_keeps_answering_through_a_rebuild(
+    dataset_copy: Path, make_client: Callable[..., TestClient]
+) -> None:
+    """The response says how the index was used; another process rebuilding it changes no answer."""
+    lookalike.open(dataset_copy).create_vector_index(index_type="IVF")
+    client = make_client(dataset_copy)
+    query = {"uri": str(next(GALLERY.glob("Tony_Blair/*.jpg"))), "table": "faces", "top_k": 4}
+    first = client.post("/v1/search", json=query).json()
+    assert first["index_usage"]["index_usage_mode"] == "FULLY_USED"
+    assert first["index_usage"]["index_name"] == "faces_index"
+    exact = client.post("/v1/search", json={**query, "exact": True}).json()
+    assert exact["index_usage"]["index_usage_mode"] == "UNUSED"
+    full = client.post("/v1/search", json={**query, "fraction_lists": 1.0}).json()
+    assert [r["face_id"] for r in full["results"]] == [r["face_id"] for r in exact["results"]]
+    bad = client.post("/v1/search", json={**query, "fraction_lists": 0})
+    assert bad.status_code == 422
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "lookalike.cli", "vector-index", "rebuild", "--dataset", str(dataset_copy)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    time.sleep(0.6)  # past the server's snapshot refresh interval
+    after = client.post("/v1/search", json={**query, "fraction_lists": 1.0}).json()
+    assert after["index_usage"]["index_usage_mode"] == "FULLY_USED"
+    assert [r["face_id"] for r in after["results"]] == [r["face_id"] for r in full["results"]]

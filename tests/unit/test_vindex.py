@@ -53,7 +53,12 @@ def test_options_are_checked() -> None:
     with pytest.raises(InvalidArgument, match="fraction_lists_to_search must be a number in"):
         SearchKnobs(fraction_lists_to_search=0)
     assert auto_num_lists(200_000) == 1789 and auto_num_lists(10**9) == MAX_LISTS and auto_num_lists(40) == 1
-    assert 512 % pq_subquantizers(512) == 0 and pq_subquantizers(512) == 64 and pq_subquantizers(192) == 32 and pq_subquantizers(64) == 32
+    assert (
+        512 % pq_subquantizers(512) == 0
+        and pq_subquantizers(512) == 64
+        and pq_subquantizers(192) == 32
+        and pq_subquantizers(64) == 32
+    )
 
 
 def test_content_ids_name_vectors() -> None:
@@ -95,7 +100,7 @@ def test_new_deleted_and_filtered_rows(data: tuple[np.ndarray, np.ndarray, np.nd
     )
     # the current rows: 2,000 new ones, and the first 500 indexed ones deleted
     cur = np.arange(500, 6000)
-    rows, dists, usage = search_rows(loaded, x[cur], ids[cur], q, 5, "cosine", SearchKnobs(1.0))
+    rows, _, usage = search_rows(loaded, x[cur], ids[cur], q, 5, "cosine", SearchKnobs(1.0))
     want, _ = top_k(x[cur], q, 5, "cosine")
     assert usage.mode == "PARTIALLY_USED" and usage.unindexed_rows == 2000
     assert (rows == want).all()
