@@ -525,3 +525,19 @@ def test_dataset_file_named_like_its_schema(tmp_path: Path, small: Small) -> Non
             SELECT count(*) AS n FROM face_search.copy"""
     )[-1].to_pylist()
     assert rows == [{"n": 3}]
+
+
+def test_same_person_threshold_option(demo: Demo) -> None:
+    """A Lookalike option of VECTOR_SEARCH: a same_person column decided at the given cosine distance."""
+    search = (
+        f"SELECT base.uri AS uri, distance, same_person FROM VECTOR_SEARCH(TABLE face_search.face_embeddings, "
+        f"'{EMB}', (SELECT * FROM face_search.face_embeddings WHERE uri LIKE '%Tony_Blair_0010%'), top_k => 4, "
+        "distance_type => '{dist}', options => '{{\"same_person_threshold\": 0.5}}')"
+    )
+    rows = demo.rows(search.format(dist="COSINE"))
+    assert [r["same_person"] for r in rows] == [r["distance"] <= 0.5 for r in rows]
+    assert rows[0]["same_person"] and not rows[-1]["same_person"]
+    euclid = demo.rows(search.format(dist="EUCLIDEAN"))  # the threshold is a cosine distance in any distance
+    assert [r["same_person"] for r in euclid] == [r["same_person"] for r in rows]
+    with pytest.raises(SqlError, match="same_person_threshold must be a cosine distance"):
+        demo.sql(search.format(dist="COSINE").replace("0.5", "3"))

@@ -33,6 +33,7 @@ from sqlglot import exp
 from lookalike.dataset import vindexes
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument, LookalikeError
+from lookalike.search.distances import threshold_for
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.search.vindex import manage
 from lookalike.search.vindex.files import IndexFileError
@@ -51,6 +52,7 @@ DEFAULT_DISTANCE = "EUCLIDEAN"
 SEARCH_OPTIONS = {
     "use_brute_force": "true to search exactly even when a vector index exists",
     "fraction_lists_to_search": "share of the index's lists to search, in (0, 1]; 1.0 gives the exact answer",
+    "same_person_threshold": "Lookalike: a cosine distance; adds a BOOL column same_person (distance at or under it)",
 }
 
 
@@ -142,13 +144,16 @@ def vector_search(ctx: Context, node: exp.Expr, evaluate: Evaluate) -> pa.Table:
     per_query = idx.shape[1]
     query_take = np.repeat(query_rows, per_query)
     base_take = base_rows[idx.reshape(-1)] if idx.size else np.zeros(0, np.int64)
-    return pa.table(
-        {
-            "query": _structs(query, query_take),
-            "base": _structs(base, base_take),
-            "distance": pa.array(dists.reshape(-1).astype(np.float64), pa.float64()),
-        }
-    )
+    columns = {
+        "query": _structs(query, query_take),
+        "base": _structs(base, base_take),
+        "distance": pa.array(dists.reshape(-1).astype(np.float64), pa.float64()),
+    }
+    same = options.get("same_person_threshold")
+    if same is not None:
+        limit = threshold_for(distance, float(same))
+        columns["same_person"] = pa.array(dists.reshape(-1) <= limit, pa.bool_())
+    return pa.table(columns)
 
 
 def _source_table(base_arg: exp.Expr, column: str) -> Name | None:
@@ -261,6 +266,13 @@ def _search_options(ctx: Context, node: exp.Expr | None) -> dict[str, Any]:
     check_keys(ctx.statement, options, SEARCH_OPTIONS, "VECTOR_SEARCH option", node)
     if "use_brute_force" in options and not isinstance(options["use_brute_force"], bool):
         raise ctx.error("use_brute_force must be true or false", at=node)
+    same = options.get("same_person_threshold")
+    if same is not None and (not isinstance(same, (int, float)) or isinstance(same, bool) or not 0 <= same <= 2):
+        raise ctx.error(
+            "same_person_threshold must be a cosine distance in [0, 2]",
+            at=node,
+            hint="lookalike tables shows each table's calibrated threshold",
+        )
     frac = options.get("fraction_lists_to_search")
     if frac is not None and (not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac <= 1):
         raise ctx.error("fraction_lists_to_search must be a number in (0, 1]", at=node)

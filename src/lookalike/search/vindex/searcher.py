@@ -171,8 +171,8 @@ def search_rows(
         nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
         cand = n if fraction == 1.0 else max(RERANK_MIN, RERANK_PER_K * k)
     indexed = n - d.unindexed.size
-    if d.allowed is not None and d.allowed.size <= cand:
-        # a pre-filter (or deletions) left no more indexed rows than the index would hand over: exact is cheaper
+    if d.allowed is not None and d.allowed.size <= RERANK_MIN and 4 * d.allowed.size < loaded.ids.size:
+        # a selective pre-filter left a few hundred rows: searching them exactly is cheaper, and exact
         idx, dists = exact_top_k(matrix, queries, k, distance)
         return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
