@@ -24,5 +24,12 @@ def flush_denormals_enabled() -> bool:
     return os.environ.get("LOOKALIKE_FLUSH_DENORMALS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def vector_dtype() -> str:
+    """How face matrices are kept for search: ``float32`` (default) or ``float16`` (half the memory; see
+    ``lookalike.search.half``), from ``LOOKALIKE_VECTORS``."""
+    value = os.environ.get("LOOKALIKE_VECTORS", "float32").strip().lower()
+    return "float16" if value in ("float16", "fp16", "half") else "float32"
+
+
 def default_dataset() -> str:
     return os.environ.get("LOOKALIKE_DATASET", DEFAULT_DATASET)

@@ -182,3 +182,22 @@ def test_cli_vector_index_commands(ds: lookalike.Dataset) -> None:
     assert bad.returncode == 1 and "already has vector index" in bad.stderr
     dropped = _cli("vector-index", "drop", "--dataset", ds.path)
     assert dropped.returncode == 0 and "dropped vector index faces_index" in dropped.stdout
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean", "dot"])
+def test_float16_vectors_search_like_float32(
+    ds: lookalike.Dataset, monkeypatch: pytest.MonkeyPatch, distance: str
+) -> None:
+    from lookalike.search import cache
+
+    full = ds.search(QUERIES, top_k=5, largest=True, distance=distance)
+    monkeypatch.setenv("LOOKALIKE_VECTORS", "float16")
+    cache.clear()
+    half = ds.search(QUERIES, top_k=5, largest=True, distance=distance)
+    assert [h.face_id for h in half.hits if h.rank == 1] == [h.face_id for h in full.hits if h.rank == 1]
+    assert max(abs(a.distance - b.distance) for a, b in zip(half.hits, full.hits, strict=True)) < 2e-3
+    ds.create_vector_index()
+    indexed = ds.search(QUERIES, top_k=5, largest=True, distance=distance)
+    assert indexed.index_usage is not None and indexed.index_usage.mode == "FULLY_USED"
+    assert [h.face_id for h in indexed.hits if h.rank == 1] == [h.face_id for h in full.hits if h.rank == 1]
+    cache.clear()

@@ -68,6 +68,8 @@ class FaceMatrix:
     uri: np.ndarray  # (n,) object (str)
     face_index: np.ndarray  # (n,) int32
     bbox: np.ndarray  # (n, 4) float32
+    #: With ``LOOKALIKE_VECTORS=float16``: the float16 store (``lookalike.search.half``) that ``matrix`` views.
+    half: object = None
 
     @property
     def size(self) -> int:

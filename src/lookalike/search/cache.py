@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+from lookalike import config
 from lookalike.dataset.store import FaceMatrix
 
 _MAX_ENTRIES = 4
@@ -20,14 +21,20 @@ _lock = threading.Lock()
 
 
 def get_matrix(dataset_path: str, table: str, version: int, load: Callable[[], FaceMatrix]) -> FaceMatrix:
-    """The cached matrix for (dataset, table) if it is at ``version``; else ``load()`` and cache it."""
-    key = (os.path.realpath(dataset_path), table)
+    """The cached matrix for (dataset, table) if it is at ``version``; else ``load()`` and cache it (as float16
+    with ``LOOKALIKE_VECTORS=float16``)."""
+    dtype = config.vector_dtype()
+    key = (os.path.realpath(dataset_path), f"{table}\0{dtype}")
     with _lock:
         hit = _cache.get(key)
         if hit is not None and hit.version == version:
             _cache.move_to_end(key)
             return hit
     fresh = load()
+    if dtype == "float16":
+        from lookalike.search.half import to_half
+
+        fresh = to_half(fresh)
     with _lock:
         _cache[key] = fresh
         _cache.move_to_end(key)

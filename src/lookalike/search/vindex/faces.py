@@ -21,7 +21,7 @@ from lookalike.dataset.store import FaceMatrix, TableInfo, load_matrix
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument, LookalikeError, SearchError
 from lookalike.search.distances import Distance
-from lookalike.search.exact import top_k as exact_top_k
+from lookalike.search.half import exact_top_k
 from lookalike.search.vindex import manage
 from lookalike.search.vindex.files import IndexFileError
 from lookalike.search.vindex.searcher import (
@@ -248,7 +248,7 @@ def search(
     """Top-k rows of ``fm`` for ``queries``: through the table's index when it can serve, else exactly."""
     loaded, usage = pick(dataset_path, rec, fm, distance, knobs)
     if loaded is None:
-        idx, dists = exact_top_k(fm.matrix, queries, k, distance)
+        idx, dists = exact_top_k(fm, queries, k, distance)
         return idx, dists, usage
     assert rec is not None and rec.build is not None
     key = (dataset_path, fm.table, fm.version, str(rec.build["ref"]["folder"]))
@@ -266,5 +266,5 @@ def search(
         if isinstance(err, SearchError) and "dimensions" in err.message:
             raise
         log.warning("vector index %s failed (%s); searching exactly", rec.name, err)
-        idx, dists = exact_top_k(fm.matrix, queries, k, distance)
+        idx, dists = exact_top_k(fm, queries, k, distance)
         return idx, dists, unused("INDEX_FILE_ERROR", f"index {rec.name} failed: {err}", rec.name)

@@ -173,7 +173,7 @@ def search_rows(
     indexed = n - d.unindexed.size
     if d.allowed is not None and d.allowed.size <= RERANK_MIN and 4 * d.allowed.size < loaded.ids.size:
         # a selective pre-filter left a few hundred rows: searching them exactly is cheaper, and exact
-        idx, dists = exact_top_k(matrix, queries, k, distance)
+        idx, dists = exact_top_k(np.asarray(matrix, np.float32), queries, k, distance)
         return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
     sel = faiss.IDSelectorBatch(d.allowed) if d.allowed is not None else None
@@ -204,15 +204,19 @@ def search_rows(
         for qi in range(m):
             lo, hi = bounds[qi], bounds[qi + 1]
             if hi > lo:
-                sims[lo:hi] = (matrix[rows[lo:hi]] @ queries[qi : qi + 1].T)[:, 0]
-        x_sq = np.einsum("ij,ij->i", matrix[rows], matrix[rows]) if distance == "euclidean" else np.ones(total)
+                sims[lo:hi] = (np.asarray(matrix[rows[lo:hi]], np.float32) @ queries[qi : qi + 1].T)[:, 0]
+        if distance == "euclidean":
+            picked = np.asarray(matrix[rows], np.float32)
+            x_sq = np.einsum("ij,ij->i", picked, picked)
+        else:
+            x_sq = np.ones(total)
         parts_q.append(qrow)
         parts_r.append(rows)
         parts_d.append(_distances(sims, distance, q_sq[qrow], x_sq))
     if d.unindexed.size:
         sub = d._sub.get(0)
         if sub is None:
-            sub = np.ascontiguousarray(matrix[d.unindexed])
+            sub = np.ascontiguousarray(matrix[d.unindexed], dtype=np.float32)
             d._sub[0] = sub
         idx, dist = exact_top_k(sub, queries, k, distance)
         parts_q.append(np.repeat(np.arange(m), idx.shape[1]))
@@ -230,7 +234,7 @@ def search_rows(
     out_d = dall[take] if dall.size else np.zeros((m, k), np.float32)
     short = np.flatnonzero(counts < k)
     if short.size:  # too few candidates (few lists probed, or a selective pre-filter): never return fewer rows
-        out_r[short], out_d[short] = exact_top_k(matrix, queries[short], k, distance)
+        out_r[short], out_d[short] = exact_top_k(np.asarray(matrix, np.float32), queries[short], k, distance)
     mode = PARTIALLY_USED if d.unindexed.size else FULLY_USED
     usage = IndexUsage(
         mode,
