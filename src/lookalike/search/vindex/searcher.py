@@ -26,6 +26,7 @@ from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.spec import (
     DEFAULT_FRACTION_LISTS,
     DISTANCE_NAMES,
+    HNSW_COARSE_FROM,
     RERANK_MIN,
     RERANK_PER_K,
     IndexSpec,
@@ -102,7 +103,20 @@ class Delta:
     sorted_ids: np.ndarray
     unindexed: np.ndarray  # row numbers the index does not hold
     allowed: np.ndarray | None  # index ids present among the rows (None: all of them)
+    #: id -> row for unique ids that are dense enough (face ids from a sequence): one gather instead of a search
+    lookup: np.ndarray | None = None
     _sub: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def rows_of(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding each id in ``labels`` (several for a duplicated vector), and which label each is."""
+        if self.lookup is not None:
+            rows = self.lookup[labels]
+            return rows, np.arange(labels.size)
+        left = np.searchsorted(self.sorted_ids, labels, "left")
+        cnt = np.searchsorted(self.sorted_ids, labels, "right") - left
+        total = int(cnt.sum())
+        offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        return self.order[np.repeat(left, cnt) + offs], np.repeat(np.arange(labels.size), cnt)
 
 
 def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
@@ -116,7 +130,12 @@ def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
         held = np.zeros(ids.size, bool)
     present = np.unique(ids[held])
     allowed = None if present.size == loaded.ids.size else present
-    return Delta(order, sorted_ids, np.flatnonzero(~held), allowed)
+    lookup = None
+    unique = ids.size < 2 or bool(np.all(sorted_ids[1:] != sorted_ids[:-1]))
+    if unique and ids.size and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * ids.size + 1024:
+        lookup = np.full(int(sorted_ids[-1]) + 1, -1, np.int64)
+        lookup[ids] = np.arange(ids.size)
+    return Delta(order, sorted_ids, np.flatnonzero(~held), allowed, lookup)
 
 
 def serves(loaded: LoadedIndex, distance: Distance) -> str | None:
@@ -171,6 +190,21 @@ def search_rows(
         nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
         cand = n if fraction == 1.0 else max(RERANK_MIN, RERANK_PER_K * k)
     indexed = n - d.unindexed.size
+    if cand >= indexed and spec.index_type == "TREE_AH":
+        # every row would be re-ranked: that is exact search, done directly
+        idx, dists = exact_top_k(np.asarray(matrix, np.float32), queries, k, distance)
+        return (
+            idx,
+            dists,
+            IndexUsage(
+                FULLY_USED if not d.unindexed.size else PARTIALLY_USED,
+                loaded.name,
+                indexed_rows=indexed,
+                unindexed_rows=int(d.unindexed.size),
+                fraction_lists_to_search=float(f),
+                candidates=indexed,
+            ),
+        )
     if d.allowed is not None and d.allowed.size <= RERANK_MIN and 4 * d.allowed.size < loaded.ids.size:
         # a selective pre-filter left a few hundred rows: searching them exactly is cheaper, and exact
         idx, dists = exact_top_k(np.asarray(matrix, np.float32), queries, k, distance)
@@ -181,6 +215,10 @@ def search_rows(
     params.nprobe = nprobe
     if sel is not None:
         params.sel = sel
+    if loaded.lists > HNSW_COARSE_FROM:  # the HNSW graph over the centroids must return all nprobe lists
+        coarse = faiss.SearchParametersHNSW()
+        coarse.efSearch = max(nprobe, 64)
+        params.quantizer_params = coarse
     q_sq = np.einsum("ij,ij->i", queries, queries)
     parts_q: list[np.ndarray] = []
     parts_r: list[np.ndarray] = []
@@ -190,13 +228,9 @@ def search_rows(
         _, labels = loaded.index.search(probe, cand, params=params)
         valid = labels >= 0
         qidx = np.nonzero(valid)[0]
-        lab = labels[valid]
-        left = np.searchsorted(d.sorted_ids, lab, "left")
-        cnt = np.searchsorted(d.sorted_ids, lab, "right") - left
-        total = int(cnt.sum())
-        offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        rows = d.order[np.repeat(left, cnt) + offs]
-        qrow = np.repeat(qidx, cnt)
+        rows, which = d.rows_of(labels[valid])
+        qrow = qidx[which]
+        total = int(rows.size)
         # one matrix-vector product per query, shaped as exact search shapes it, so that a row's distance is
         # bit-for-bit the one exact search gives
         sims = np.empty(total, np.float32)
