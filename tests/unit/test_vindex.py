@@ -89,7 +89,7 @@ def test_default_tree_ah_keeps_far_matches(data: tuple[np.ndarray, np.ndarray, n
     want, _ = top_k(x, q, 10, "cosine")
     recall = np.mean([len(set(rows[i]) & set(want[i])) / 10 for i in range(len(q))])
     assert recall >= 0.95 and (rows[:, 0] == want[:, 0]).mean() >= 0.95
-    assert usage.candidates == 640
+    assert usage.candidates == 500
 
 
 def test_new_deleted_and_filtered_rows(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:

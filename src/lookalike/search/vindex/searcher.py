@@ -15,6 +15,7 @@ answer is the exact one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from lookalike.search.vindex.spec import (
     HNSW_COARSE_FROM,
     RERANK_MIN,
     RERANK_PER_K,
+    RERANK_ROWS,
     IndexSpec,
     SearchKnobs,
 )
@@ -148,6 +150,12 @@ def serves(loaded: LoadedIndex, distance: Distance) -> str | None:
     )
 
 
+def rerank_candidates(k: int, rows: int) -> int:
+    """How many TREE_AH candidates are re-ranked with the stored vectors for a top-``k`` over ``rows`` rows."""
+    base = max(RERANK_MIN, RERANK_PER_K * k)
+    return round(base * max(1.0, math.sqrt(rows / RERANK_ROWS)))
+
+
 def _distances(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
     if distance == "cosine":
         return np.maximum(1.0 - sim, 0.0).astype(np.float32)
@@ -188,7 +196,7 @@ def search_rows(
     else:
         f = 1.0 if loaded.lists == 1 and fraction is None else (fraction or DEFAULT_FRACTION_LISTS)
         nprobe = max(1, min(loaded.lists, round(f * loaded.lists)))
-        cand = n if fraction == 1.0 else max(RERANK_MIN, RERANK_PER_K * k)
+        cand = n if fraction == 1.0 else rerank_candidates(k, n)
     indexed = n - d.unindexed.size
     if cand >= indexed and spec.index_type == "TREE_AH":
         # every row would be re-ranked: that is exact search, done directly
