@@ -150,6 +150,25 @@ def serves(loaded: LoadedIndex, distance: Distance) -> str | None:
     )
 
 
+def _rerank_each(
+    matrix: np.ndarray, queries: np.ndarray, rows: np.ndarray, k: int, distance: Distance, q_sq: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The common case made short: each query's candidate rows (unique, all current) re-ranked exactly."""
+    m = rows.shape[0]
+    out_r = np.empty((m, k), np.int64)
+    out_d = np.empty((m, k), np.float32)
+    for qi in range(m):
+        r = rows[qi]
+        picked = np.asarray(matrix[r], np.float32)
+        sims = (picked @ queries[qi : qi + 1].T)[:, 0]
+        x_sq = np.einsum("ij,ij->i", picked, picked) if distance == "euclidean" else np.ones(r.size)
+        dist = _distances(sims, distance, q_sq[qi], x_sq)
+        order = np.lexsort((r, dist))[:k]
+        out_r[qi] = r[order]
+        out_d[qi] = dist[order]
+    return out_r, out_d
+
+
 def rerank_candidates(k: int, rows: int) -> int:
     """How many TREE_AH candidates are re-ranked with the stored vectors for a top-``k`` over ``rows`` rows."""
     base = max(RERANK_MIN, RERANK_PER_K * k)
@@ -231,9 +250,19 @@ def search_rows(
     parts_q: list[np.ndarray] = []
     parts_r: list[np.ndarray] = []
     parts_d: list[np.ndarray] = []
+    usage = IndexUsage(
+        PARTIALLY_USED if d.unindexed.size else FULLY_USED,
+        loaded.name,
+        indexed_rows=indexed,
+        unindexed_rows=int(d.unindexed.size),
+        fraction_lists_to_search=float(f),
+        candidates=int(cand) if spec.index_type == "TREE_AH" else None,
+    )
     if indexed > 0:
         probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
         _, labels = loaded.index.search(probe, cand, params=params)
+        if d.lookup is not None and not d.unindexed.size and cand >= k and bool((labels >= 0).all()):
+            return (*_rerank_each(matrix, queries, d.lookup[labels], k, distance, q_sq), usage)
         valid = labels >= 0
         qidx = np.nonzero(valid)[0]
         rows, which = d.rows_of(labels[valid])
@@ -277,15 +306,6 @@ def search_rows(
     short = np.flatnonzero(counts < k)
     if short.size:  # too few candidates (few lists probed, or a selective pre-filter): never return fewer rows
         out_r[short], out_d[short] = exact_top_k(np.asarray(matrix, np.float32), queries[short], k, distance)
-    mode = PARTIALLY_USED if d.unindexed.size else FULLY_USED
-    usage = IndexUsage(
-        mode,
-        loaded.name,
-        indexed_rows=indexed,
-        unindexed_rows=int(d.unindexed.size),
-        fraction_lists_to_search=float(f),
-        candidates=int(cand) if spec.index_type == "TREE_AH" else None,
-    )
     return out_r, out_d, usage
 
 
