@@ -18,14 +18,6 @@ PEOPLE = sorted(p.name for p in (DATA / "gallery").iterdir())
 
 
 @pytest.fixture()
-def photos(tmp_path: Path) -> Path:
-    """A private copy of the bundled gallery (12 people x 3 photos) that tests may change."""
-    dst = tmp_path / "photos"
-    shutil.copytree(DATA / "gallery", dst)
-    return dst
-
-
-@pytest.fixture()
 def ds(tmp_path: Path) -> lookalike.Dataset:
     return lookalike.open(tmp_path / "test.duckdb")
 

@@ -22,13 +22,6 @@ QUERIES = sorted(str(p) for p in (DATA / "queries").glob("*.jpg"))
 
 
 @pytest.fixture()
-def photos(tmp_path: Path) -> Path:
-    dst = tmp_path / "photos"
-    shutil.copytree(DATA / "gallery", dst)
-    return dst
-
-
-@pytest.fixture()
 def ds(tmp_path: Path, photos: Path) -> lookalike.Dataset:
     d = lookalike.open(tmp_path / "t.duckdb")
     d.index(str(photos))

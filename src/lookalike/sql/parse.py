@@ -359,22 +359,15 @@ def _parse_special(stmt: Statement) -> ParsedStatement | None:
             replace=bool(m.group("replace")),
             if_exists=bool(m.group("exists")),
         )
-    if m := _DROP_VECTOR_INDEX.match(text):
-        return ParsedStatement(
-            statement=stmt,
-            form="drop_vector_index",
-            name=_table(stmt, m.group("name"), m.start("name")),
-            table=_table(stmt, m.group("table"), m.start("table")),
-            if_exists=bool(m.group("exists")),
-        )
-    if m := _ALTER_VECTOR_INDEX.match(text):
-        return ParsedStatement(
-            statement=stmt,
-            form="alter_vector_index",
-            name=_table(stmt, m.group("name"), m.start("name")),
-            table=_table(stmt, m.group("table"), m.start("table")),
-            if_exists=bool(m.group("exists")),
-        )
+    for pattern, form in ((_DROP_VECTOR_INDEX, "drop_vector_index"), (_ALTER_VECTOR_INDEX, "alter_vector_index")):
+        if m := pattern.match(text):
+            return ParsedStatement(
+                statement=stmt,
+                form=form,
+                name=_table(stmt, m.group("name"), m.start("name")),
+                table=_table(stmt, m.group("table"), m.start("table")),
+                if_exists=bool(m.group("exists")),
+            )
     if _VECTOR_INDEX_WORDS.match(text):
         raise stmt.error(
             "cannot parse this VECTOR INDEX statement",

@@ -443,27 +443,29 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     )
 
 
-def _existing(ctx: Context, parsed: ParsedStatement) -> tuple[Name, IndexRecord | None]:
+def _existing(ctx: Context, parsed: ParsedStatement, verb: str) -> tuple[Name, IndexRecord | Outcome]:
+    """The index a statement names, or (with IF EXISTS) the outcome saying there is none to ``verb``."""
     assert parsed.name is not None and parsed.table is not None
     table_name = name_of(parsed.table)
     rec = vindexes.find(ctx.con, table_name.key, parsed.name.name)
-    if rec is None and not parsed.if_exists:
-        names = ", ".join(r.name for r in vindexes.list_indexes(ctx.con, table_name.key))
-        raise ctx.error(
-            f"vector index {parsed.name.name} on {table_name.display} was not found",
-            at=parsed.name,
-            hint=f"indexes on {table_name.display}: {names}" if names else None,
-        )
-    return table_name, rec
+    if rec is not None:
+        return table_name, rec
+    if parsed.if_exists:
+        return table_name, Outcome(None, f"no vector index {parsed.name.name} on {table_name.display}; nothing {verb}")
+    names = ", ".join(r.name for r in vindexes.list_indexes(ctx.con, table_name.key))
+    raise ctx.error(
+        f"vector index {parsed.name.name} on {table_name.display} was not found",
+        at=parsed.name,
+        hint=f"indexes on {table_name.display}: {names}" if names else None,
+    )
 
 
 @statement("alter_vector_index")
 def alter_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     """``ALTER VECTOR INDEX [IF EXISTS] name ON table REBUILD``: train it again over the table as it is now."""
-    table_name, rec = _existing(ctx, parsed)
-    if rec is None:
-        assert parsed.name is not None
-        return Outcome(None, f"no vector index {parsed.name.name} on {table_name.display}; nothing rebuilt")
+    table_name, rec = _existing(ctx, parsed, "rebuilt")
+    if isinstance(rec, Outcome):
+        return rec
     if table_name.key not in relations(ctx.con, internal=True):
         raise ctx.error(f"table {table_name.display} was not found", at=parsed.table)
     source = _read_source(ctx, table_name, rec.column, rec.id_column)
@@ -478,10 +480,9 @@ def alter_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
 @statement("drop_vector_index")
 def drop_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     """``DROP VECTOR INDEX [IF EXISTS] name ON table``: its catalog row, then its files."""
-    table_name, rec = _existing(ctx, parsed)
-    if rec is None:
-        assert parsed.name is not None
-        return Outcome(None, f"no vector index {parsed.name.name} on {table_name.display}; nothing dropped")
+    table_name, rec = _existing(ctx, parsed, "dropped")
+    if isinstance(rec, Outcome):
+        return rec
     vindexes.delete(ctx.con, table_name.key, rec.name)
     manage.finish(ctx.dataset_path, None, table_name.key, rec.name)
     return Outcome(None, f"dropped vector index {rec.name} on {table_name.display}")
