@@ -168,6 +168,7 @@ class Dataset:
         workers: int | None = 1,
         executor: str = "local",
         chunk_size: int = DEFAULT_CHUNK,
+        whole_photo_face: bool = False,
         on_plan: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> IndexReport:
@@ -176,7 +177,8 @@ class Dataset:
         ``sources`` are folders, files, globs or ``file://``, ``s3://``, ``gs://`` URIs. ``model`` defaults to
         the table's model, or the default model for a new table. ``workers=None`` embeds in one process per
         CPU core (about 1.5x faster on 2 cores; guard your script with ``if __name__ == "__main__":``), the
-        default 1 in this process.
+        default 1 in this process. ``whole_photo_face`` indexes a photo where no face is detected as one face
+        (for photos that are face crops: ID photos, thumbnails), aligned by the landmarks found on it.
         """
         if not sources:
             raise InvalidArgument("index needs at least one source folder, file, glob or URI")
@@ -186,6 +188,7 @@ class Dataset:
             chunk_size=chunk_size,
             storage_options=self.storage_options,
             max_pixels=self.max_pixels,
+            whole_photo_face=whole_photo_face,
             on_plan=on_plan,
             on_progress=on_progress,
         )
@@ -349,7 +352,12 @@ class Dataset:
         )
 
     def _query_faces(
-        self, info: store.TableInfo, queries: Sequence[Query], largest: bool, skip_errors: bool
+        self,
+        info: store.TableInfo,
+        queries: Sequence[Query],
+        largest: bool,
+        skip_errors: bool,
+        whole_photo_face: bool = False,
     ) -> tuple[list[QueryFace], list[tuple[str, str]]]:
         faces: list[QueryFace] = []
         errors: list[tuple[str, str]] = []
@@ -370,7 +378,12 @@ class Dataset:
                 if not skip_errors:
                     raise
                 errors.append(("<upload>" if isinstance(img, bytes) else img, str(err)))
-        found = detect_and_embed(get_model(info.model), [img for _, img in decoded], largest_only=largest)
+        found = detect_and_embed(
+            get_model(info.model),
+            [img for _, img in decoded],
+            largest_only=largest,
+            whole_photo_face=whole_photo_face,
+        )
         for (uri, _), (img_faces, emb) in zip(decoded, found, strict=True):
             if not img_faces:
                 no_face = NoFaceError(f"no face detected in query image {uri!r}")
@@ -393,12 +406,14 @@ class Dataset:
         threshold: float | None = None,
         fraction_lists: float | None = None,
         exact: bool = False,
+        whole_photo_face: bool = False,
     ) -> SearchResult:
         """The ``top_k`` nearest indexed faces to every face of every query, in one pass over the table.
 
         Queries are image paths/URIs (every face in them, or only the largest with ``largest=True``), raw image
         bytes, ``face:ID`` for an indexed face, or embedding vectors. ``skip_errors`` records a query that
-        fails (unreadable, no face) in ``result.errors`` instead of raising.
+        fails (unreadable, no face) in ``result.errors`` instead of raising. ``whole_photo_face`` takes a query
+        photo where no face is detected as one face (a face crop).
 
         Each row's ``same_person`` follows the table's calibration (:mod:`lookalike.search.calibration`):
         ``True``, ``False``, or ``None`` when the distance lies where this table's population can't be told
@@ -414,7 +429,7 @@ class Dataset:
             raise InvalidArgument(f"top_k must be at least 1, got {top_k}")
         qlist: list[Query] = [queries] if isinstance(queries, (str, bytes, np.ndarray)) else list(queries)
         info, matrix = self._matrix(table)
-        qfaces, errors = self._query_faces(info, qlist, largest, skip_errors)
+        qfaces, errors = self._query_faces(info, qlist, largest, skip_errors, whole_photo_face)
         if not qfaces:
             return SearchResult(hits=[], queries=[], errors=errors)
         qmat = np.stack([q.embedding for q in qfaces]).astype(np.float32)

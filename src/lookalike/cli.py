@@ -82,6 +82,12 @@ threshold_option = click.option(
     help="Cosine distance at or below which faces are the same person (overrides the table's calibration).",
 )
 
+whole_photo_option = click.option(
+    "--whole-photo-face",
+    is_flag=True,
+    help="A photo where no face is detected is one face (for photos that are face crops: ID photos, thumbnails).",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lookalike")
@@ -116,6 +122,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(min=1),
     help="Photos per committed batch.",
 )
+@whole_photo_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
@@ -127,6 +134,7 @@ def index(
     workers: int | None,
     strict: bool,
     chunk_size: int,
+    whole_photo_face: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -157,6 +165,7 @@ def index(
             model=model,
             workers=workers,
             chunk_size=chunk_size,
+            whole_photo_face=whole_photo_face,
             on_plan=on_plan,
             on_progress=on_progress,
         )
@@ -197,6 +206,7 @@ def index(
     help="Share of the vector index's lists to search (BigQuery's fraction_lists_to_search; 1.0 is exact).",
 )
 @click.option("--exact", is_flag=True, help="Search every face exactly, even when the table has a vector index.")
+@whole_photo_option
 @json_option
 @handle_errors
 def search(
@@ -209,6 +219,7 @@ def search(
     threshold: float | None,
     fraction_lists: float | None,
     exact: bool,
+    whole_photo_face: bool,
     as_json: bool,
 ) -> None:
     """The indexed faces most similar to every face in IMAGES.
@@ -227,6 +238,7 @@ def search(
         threshold=threshold,
         fraction_lists=fraction_lists,
         exact=exact,
+        whole_photo_face=whole_photo_face,
     )
     if result.index_usage is not None and result.index_usage.index_name is not None:
         click.echo(result.index_usage.summary(), err=True)

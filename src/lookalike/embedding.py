@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.faces.detectors import get_detector
 from lookalike.faces.registry import get_model
 from lookalike.faces.types import DetectedFace, FaceModel
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
@@ -20,17 +21,25 @@ from lookalike.storage import ObjectInfo, StorageOptions, read_many
 
 
 def detect_and_embed(
-    model: FaceModel, images: Sequence[np.ndarray], *, largest_only: bool = False
+    model: FaceModel,
+    images: Sequence[np.ndarray],
+    *,
+    largest_only: bool = False,
+    whole_photo_face: bool = False,
 ) -> list[tuple[list[DetectedFace], np.ndarray]]:
     """Detect faces in each image and embed them all in one batch.
 
     Returns, per image, its faces, largest first (only the largest with ``largest_only``), and their
-    ``(len(faces), dim)`` embeddings. A face's index in that list is its ``face`` number everywhere.
+    ``(len(faces), dim)`` embeddings. A face's index in that list is its ``face`` number everywhere. With
+    ``whole_photo_face``, an image where no face is detected is taken as one face (a photo that is a face crop),
+    aligned by the landmarks found on it (:meth:`~lookalike.faces.detectors.MTCNNDetector.whole_photo`).
     """
     per_image: list[list[DetectedFace]] = []
     for image in images:
         # face 0 is the largest (the photo's subject, usually), then by size; stable for equal sizes
         faces = sorted(model.detect(image), key=lambda f: -f.area)
+        if not faces and whole_photo_face:
+            faces = [get_detector().whole_photo(image)]
         per_image.append(faces[:1] if largest_only else faces)
     items = [(img, face) for img, faces in zip(images, per_image, strict=True) for face in faces]
     dim = model.card.dim
@@ -48,6 +57,7 @@ def embed_objects(
     items: Sequence[tuple[str, ObjectInfo]],
     storage_options: StorageOptions | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    whole_photo_face: bool = False,
 ) -> list[ObjectResult]:
     """Read, decode, detect and embed a chunk of ``(source, object)`` items; never raises for one bad object.
 
@@ -68,13 +78,13 @@ def embed_objects(
         except LookalikeError as err:
             results[i] = ObjectResult(info=info, source=source, status="error", error=str(err))
     try:
-        found = detect_and_embed(model, [img for _, img in decoded])
+        found = detect_and_embed(model, [img for _, img in decoded], whole_photo_face=whole_photo_face)
     except Exception:
         # One image broke the batch (a model error): fall back to one at a time so the others still succeed.
         found = []
         for i, img in decoded:
             try:
-                found.extend(detect_and_embed(model, [img]))
+                found.extend(detect_and_embed(model, [img], whole_photo_face=whole_photo_face))
             except Exception as err:
                 found.append(([], np.zeros((0, model.card.dim), np.float32)))
                 results[i] = ObjectResult(

@@ -141,6 +141,8 @@ class JobOptions:
     chunk_size: int = DEFAULT_CHUNK
     storage_options: StorageOptions | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: A photo with no detected face is indexed as one face (for photos that are face crops).
+    whole_photo_face: bool = False
     on_plan: Callable[[int], None] | None = None
     on_progress: Callable[[int], None] | None = None
 
@@ -263,7 +265,7 @@ def _execute(
     workers = opts.workers or auto_workers(len(chunks))
     runner = get_executor(opts.executor, workers)
     try:
-        args = ((info.model, chunk, opts.storage_options, opts.max_pixels) for chunk in chunks)
+        args = ((info.model, chunk, opts.storage_options, opts.max_pixels, opts.whole_photo_face) for chunk in chunks)
         for results in runner.imap_unordered(embed_objects, args):
             with connect(dataset_path) as con:
                 store.write_results(con, info, results)
