@@ -543,6 +543,14 @@ def drop_table(table: str, dataset: str | None, yes: bool) -> None:
     type=click.IntRange(min=1),
     help="Largest uploaded photo in pixels (width x height).",
 )
+@click.option(
+    "--allow-source",
+    "allow_sources",
+    multiple=True,
+    metavar="PATH_OR_PREFIX",
+    help="A folder or URI prefix that POST /v1/index may index under (repeatable) [default: the working "
+    "directory on loopback, none otherwise].",
+)
 @handle_errors
 def serve(
     dataset: str | None,
@@ -552,6 +560,7 @@ def serve(
     cors_origins: tuple[str, ...],
     max_upload_mb: int,
     max_pixels: int,
+    allow_sources: tuple[str, ...],
 ) -> None:
     """Serve the REST API (/v1, docs at /docs) and the web page (/) for the dataset."""
     from lookalike.server import check_bind, resolve_token
@@ -570,6 +579,7 @@ def serve(
         cors_origins=cors_origins,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
         max_pixels=max_pixels,
+        allow_sources=allow_sources or None,
     )
 
 

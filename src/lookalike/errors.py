@@ -56,6 +56,13 @@ class BadURI(StorageError):
     code = "bad_uri"
 
 
+class SourceNotAllowed(StorageError):
+    """A source outside the roots a server may index (``lookalike serve --allow-source``)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class ImageError(LookalikeError):
     """Bytes that cannot be decoded as an image, or an image we refuse (too many pixels)."""
 

@@ -88,13 +88,17 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def start_server(dataset: Path, log: Path, *, token: str | None = None) -> LiveServer:
+def start_server(
+    dataset: Path, log: Path, *, token: str | None = None, allow_sources: list[str] | None = None
+) -> LiveServer:
     """``python -m lookalike.cli serve`` on a free port of 127.0.0.1; waits until it answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("LOOKALIKE_TOKEN", "http_proxy", "HTTP_PROXY")}
     if token:
         env["LOOKALIKE_TOKEN"] = token  # the server takes it from the environment, as documented
     cmd = [sys.executable, "-m", "lookalike.cli", "serve", "--dataset", str(dataset), "--port", str(port)]
+    for root in allow_sources or []:
+        cmd += ["--allow-source", root]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     server = LiveServer(f"http://127.0.0.1:{port}", proc, log, token)

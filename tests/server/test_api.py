@@ -196,7 +196,7 @@ def test_index_job_runs_to_completion_with_per_file_errors(
     for name in ("Tony_Blair", "Serena_Williams"):
         shutil.copy(query_photo(name), photos / f"{name}_0010.jpg")
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a real jpeg")
-    client = make_client(dataset_copy)
+    client = make_client(dataset_copy, allow_sources=[str(tmp_path)])
     resp = client.post("/v1/index", json={"source": str(photos), "table": "more", "chunk_size": 1})
     assert resp.status_code == 202, resp.text
     job = resp.json()
@@ -224,7 +224,7 @@ def test_index_job_runs_to_completion_with_per_file_errors(
 
 
 def test_index_job_errors(make_client: Any, dataset_copy: Path, tmp_path: Path) -> None:
-    client = make_client(dataset_copy)
+    client = make_client(dataset_copy, allow_sources=[str(tmp_path)])
     bad_table = client.post("/v1/index", json={"source": str(tmp_path), "table": "no spaces"})
     assert bad_table.status_code == 400 and bad_table.json()["error"]["code"] == "invalid_argument"
     bad_model = client.post("/v1/index", json={"source": str(tmp_path), "model": "no-such-model"})

@@ -6,6 +6,7 @@ Screenshots are saved under ``artifacts/`` at the repository root.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -105,6 +106,36 @@ def test_page_with_a_token(browser: Any, indexed_dataset: Path, tmp_path: Path) 
         page.click("#token-form button")
         _upload_and_wait(page, None, "Junichiro_Koizumi")
         assert person_of(page.locator(".card").first.get_attribute("data-uri")) == "Junichiro_Koizumi"
+    finally:
+        page.close()
+        stop_server(server)
+
+
+def test_page_cancels_an_index_job(browser: Any, tmp_path: Path) -> None:
+    """The page's Cancel button stops a running index job; what it committed stays."""
+    photos = tmp_path / "photos"
+    for copy in range(6):
+        shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "gallery", photos / f"copy{copy}")
+    server = start_server(tmp_path / "cancel.duckdb", tmp_path / "serve.log", allow_sources=[str(tmp_path)])
+    page = browser.new_page(viewport={"width": 1024, "height": 800})
+    try:
+        page.goto(server.url + "/")
+        page.fill("#source", str(photos))
+        page.click("#index-button")
+        page.wait_for_selector("#cancel-job:not([hidden])")
+        deadline = time.monotonic() + 60
+        while not re.search(r"[1-9]\d* / 216 photos", page.locator("#job-text").inner_text()):
+            assert time.monotonic() < deadline, page.locator("#job-text").inner_text()
+            time.sleep(0.05)
+        page.click("#cancel-job")
+        deadline = time.monotonic() + 60
+        while "Cancelled" not in page.locator("#job-text").inner_text():
+            assert time.monotonic() < deadline, page.locator("#job-text").inner_text()
+            time.sleep(0.1)
+        assert page.locator("#cancel-job").is_hidden()
+        status, _, body = server.request("/v1/jobs")
+        (job,) = json.loads(body)["jobs"]
+        assert status == 200 and job["status"] == "cancelled" and 0 < job["done"] < 216
     finally:
         page.close()
         stop_server(server)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +261,32 @@ def test_an_indexed_file_that_is_not_a_photo_is_never_shown(
     ):
         assert resp.status_code == 400 and resp.json()["error"]["code"] == "bad_image"
         assert b"TOPSECRET" not in resp.content
+
+
+def test_index_only_under_allowed_roots(make_client: Any, tmp_path: Path) -> None:
+    """POST /v1/index outside --allow-source is 403; a symlink out of a root is refused, and a folder's symlinks
+    to files outside it are not followed."""
+    root = tmp_path / "allowed"
+    (root / "photos").mkdir(parents=True)
+    outside = tmp_path / "private"
+    outside.mkdir()
+    shutil.copy(GALLERY / "Tony_Blair" / "Tony_Blair_0001.jpg", root / "photos" / "a.jpg")
+    shutil.copy(GALLERY / "Tony_Blair" / "Tony_Blair_0002.jpg", outside / "secret.jpg")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    (root / "photos" / "leak.jpg").symlink_to(outside / "secret.jpg")
+    client = make_client(tmp_path / "roots.duckdb", allow_sources=[str(root), "s3://bucket/faces/"])
+    for source in ("/etc", str(outside), str(root / "escape"), str(tmp_path / "*" / "*.jpg"), "s3://bucket/other/"):
+        resp = client.post("/v1/index", json={"source": source})
+        assert resp.status_code == 403, (source, resp.text)
+        err = resp.json()["error"]
+        assert err["code"] == "forbidden" and "--allow-source" in err["hint"]
+    assert client.get("/v1/jobs").json()["jobs"] == []
+    job = client.post("/v1/index", json={"source": str(root / "photos")}).json()
+    deadline = time.monotonic() + 60
+    while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = client.get(f"/v1/jobs/{job['id']}").json()
+    assert job["status"] == "succeeded" and job["report"]["added"] == 1, job  # leak.jpg was not followed
+    # loopback default: the working directory only
+    default = make_client(tmp_path / "default.duckdb")
+    assert default.post("/v1/index", json={"source": str(root)}).status_code == 403

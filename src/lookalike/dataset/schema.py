@@ -12,6 +12,7 @@ Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's o
 - ``lookalike_tables.calibration`` (version 3): the table's same-person calibration, recomputed when it changes.
 - ``lookalike_sql_vector_indexes`` (version 4 adds the build): every vector index, on a face table or a SQL
   table; its files live beside the dataset (:mod:`lookalike.search.vindex.files`).
+- ``lookalike_jobs`` (version 5): index jobs started through the REST API, with their status and progress.
 - ``lookalike_sql_*`` (version 2): the catalog of the SQL front end (:mod:`lookalike.sql`): models made with
   ``CREATE MODEL``, object tables made with ``CREATE EXTERNAL TABLE`` and their metadata cache, and vector
   index definitions.
@@ -29,7 +30,7 @@ import duckdb
 
 from lookalike.errors import DatasetError, InvalidArgument
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -104,8 +105,17 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE lookalike_sql_vector_indexes ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    """Index jobs started through the REST API (:mod:`lookalike.dataset.jobs`), so they outlive the server."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_jobs (
+            id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, record JSON NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp, updated_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

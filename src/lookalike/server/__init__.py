@@ -9,7 +9,7 @@ Build the app with :func:`create_app`, or run it with :func:`serve`::
 from __future__ import annotations
 
 from lookalike.server.app import create_app
-from lookalike.server.security import check_bind, resolve_token
+from lookalike.server.security import check_bind, is_loopback, resolve_token
 from lookalike.server.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
 
 
@@ -22,11 +22,13 @@ def serve(
     cors_origins: tuple[str, ...] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_sources: tuple[str, ...] | None = None,
     log_level: str = "info",
 ) -> None:
     """Run the server until interrupted. Refuses a non-loopback ``host`` without a token.
 
-    ``token`` defaults to ``$LOOKALIKE_TOKEN``.
+    ``token`` defaults to ``$LOOKALIKE_TOKEN``. ``allow_sources``: roots the API may index under (default: the
+    working directory on a loopback ``host``, none on any other).
     """
     import uvicorn
 
@@ -38,6 +40,7 @@ def serve(
         cors_origins=cors_origins,
         max_upload_bytes=max_upload_bytes,
         max_pixels=max_pixels,
+        allow_sources=allow_sources if allow_sources is not None else None if is_loopback(host) else (),
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
 

@@ -18,9 +18,10 @@ Run it with ``lookalike serve`` or :func:`lookalike.server.serve`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from lookalike.server.routes import jobs as jobs_routes
 from lookalike.server.routes import media, search, tables
 from lookalike.server.security import TokenCheck, host_allowed
 from lookalike.server.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ServerSettings
+from lookalike.source_roots import SourcePolicy
 
 STATIC_DIR = Path(__file__).parent / "static"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -55,11 +57,13 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     check_host: bool | None = None,
+    allow_sources: Sequence[str] | None = None,
 ) -> FastAPI:
     """Build the app for the dataset at ``dataset_path`` (which may not exist yet: index jobs create it).
 
     ``token`` is used as given (resolve ``$LOOKALIKE_TOKEN`` first with
     :func:`lookalike.server.security.resolve_token`). ``check_host`` defaults to ``token is None``.
+    ``allow_sources``: roots the API may index under; ``None``: the working directory (a loopback default).
     """
     settings = ServerSettings(
         dataset_path=str(Path(dataset_path).expanduser().resolve()),
@@ -68,6 +72,7 @@ def create_app(
         max_upload_bytes=int(max_upload_bytes),
         max_pixels=int(max_pixels),
         check_host=(token is None) if check_host is None else check_host,
+        allow_sources=SourcePolicy.of([os.getcwd()] if allow_sources is None else allow_sources).roots,
     )
     jobs = JobManager(settings.dataset_path)
 

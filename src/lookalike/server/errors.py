@@ -46,6 +46,13 @@ class NotFound(LookalikeError):
     http_status = 404
 
 
+class Conflict(LookalikeError):
+    """A request that does not fit the current state of what it names (cancelling a finished job)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class BadRequest(LookalikeError):
     """A request whose shape is wrong (missing field, wrong content type)."""
 

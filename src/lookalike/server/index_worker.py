@@ -1,8 +1,9 @@
 """The child process of an index job: runs :meth:`lookalike.api.Dataset.index`, reports as JSON lines.
 
 Started by :mod:`lookalike.server.jobs` as ``python -m lookalike.server.index_worker SPEC``, where ``SPEC`` is a
-JSON object ``{"dataset", "sources", "table", "model", "chunk_size"}``. It prints one JSON object per line on
-stdout, each with an ``event``:
+JSON object ``{"dataset", "sources", "table", "model", "chunk_size", "job"}`` (``job``: the job's record, which
+this process keeps up to date in the dataset's ``lookalike_jobs`` after every event). It prints one JSON object
+per line on stdout, each with an ``event``:
 
 ``{"event": "plan", "total": N}``            N photos to embed (new or changed)
 ``{"event": "progress", "n": K}``            K more photos were committed
@@ -23,8 +24,13 @@ import sys
 from collections.abc import Callable
 from typing import IO
 
+import duckdb
+
 from lookalike.api import Dataset
+from lookalike.dataset import jobs as stored_jobs
+from lookalike.dataset import writer
 from lookalike.errors import LookalikeError
+from lookalike.server.jobs import Job, apply_event
 
 
 def _emitter(out: IO[str]) -> Callable[[dict[str, object]], None]:
@@ -40,10 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(args[0])
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
-    emit = _emitter(events)
+    tell = _emitter(events)
+    job = Job.from_dict(spec["job"]) if spec.get("job") else None
+
+    def emit(event: dict[str, object]) -> None:
+        """Report an event to the server, and record it in the job's row of the dataset."""
+        if job is not None:
+            apply_event(job, event)
+            try:
+                with writer(spec["dataset"]) as con:
+                    stored_jobs.save(con, job.to_dict())
+            except (LookalikeError, duckdb.Error) as err:  # the job goes on; the server still hears of it
+                print(f"could not record the job in the dataset: {err}", file=sys.stderr)
+        tell(event)
+
     with contextlib.suppress(OSError):
         os.nice(int(spec.get("nice", 0)))  # a background job: let interactive searches go first
     try:
+        if job is not None:
+            emit({"event": "started"})
         report = Dataset(spec["dataset"]).index(
             *spec["sources"],
             table=spec["table"],

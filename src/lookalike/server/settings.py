@@ -20,6 +20,7 @@ class ServerSettings:
         cors_origins: origins allowed to call the API from a browser page; empty: CORS off.
         max_upload_bytes: largest uploaded file; larger ones get 413 ``upload_too_large``.
         max_pixels: largest uploaded image (width x height); larger ones get 413 ``image_too_large``.
+        allow_sources: real paths and URI prefixes under which the API may index sources.
         check_host: refuse requests whose ``Host`` header is not a loopback name (defends against DNS
             rebinding). Defaults to on when there is no token.
     """
@@ -30,6 +31,8 @@ class ServerSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     check_host: bool = True
+    #: Roots under which ``POST /v1/index`` may index (see :mod:`lookalike.source_roots`).
+    allow_sources: tuple[str, ...] = ()
 
     @property
     def max_body_bytes(self) -> int:

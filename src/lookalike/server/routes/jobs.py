@@ -1,4 +1,5 @@
-"""``POST /v1/index`` starts an index job; ``GET /v1/jobs`` and ``GET /v1/jobs/{id}`` follow it."""
+"""``POST /v1/index`` starts an index job; ``GET /v1/jobs`` and ``GET /v1/jobs/{id}`` follow it;
+``DELETE /v1/jobs/{id}`` cancels it; ``POST /v1/jobs/{id}/resume`` runs a stopped one again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from lookalike import config
 from lookalike.dataset.schema import check_table_name
 from lookalike.faces.registry import get_card
 from lookalike.ingest import DEFAULT_CHUNK
-from lookalike.server.routes.deps import jobs_of
+from lookalike.server.routes.deps import jobs_of, settings_of
+from lookalike.source_roots import SourcePolicy
 
 router = APIRouter(tags=["index"])
 
@@ -35,7 +37,7 @@ class JobOut(BaseModel):
     """An index job. ``progress`` goes from 0 to 1; ``errors`` lists the photos that failed."""
 
     id: str
-    status: str = Field(description="queued, running, succeeded or failed")
+    status: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted (the server stopped)")
     sources: list[str]
     table: str
     model: str | None
@@ -57,11 +59,13 @@ class JobsResponse(BaseModel):
 @router.post("/index", status_code=202, response_model=JobOut)
 async def start_index(request: Request, body: IndexRequest) -> dict[str, object]:
     """Start indexing ``source`` into ``table`` in the background; poll ``GET /v1/jobs/{id}``."""
+    SourcePolicy(settings_of(request).allow_sources).check(body.source)
     check_table_name(body.table)
     if body.model is not None:
         await run_in_threadpool(get_card, body.model)  # an unknown model fails now, not in the job
-    job = jobs_of(request).submit([body.source], body.table, body.model, body.chunk_size)
-    return jobs_of(request).get(job.id)
+    manager = jobs_of(request)
+    job = await run_in_threadpool(manager.submit, [body.source], body.table, body.model, body.chunk_size)
+    return manager.get(job.id)
 
 
 @router.get("/jobs", response_model=JobsResponse)
@@ -74,3 +78,15 @@ async def list_jobs(request: Request) -> dict[str, object]:
 async def get_job(request: Request, job_id: str) -> dict[str, object]:
     """One index job: its status, progress, counts and per-file errors."""
     return jobs_of(request).get(job_id)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut)
+async def cancel_job(request: Request, job_id: str) -> dict[str, object]:
+    """Cancel a queued or running job. Photos it already committed stay indexed; resume it to finish."""
+    return await run_in_threadpool(jobs_of(request).cancel, job_id)
+
+
+@router.post("/jobs/{job_id}/resume", status_code=202, response_model=JobOut)
+async def resume_job(request: Request, job_id: str) -> dict[str, object]:
+    """Run an interrupted, cancelled or failed job again; the index skips the photos it committed."""
+    return await run_in_threadpool(jobs_of(request).resume, job_id)

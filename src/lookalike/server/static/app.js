@@ -11,6 +11,7 @@
     results: $("results"), resultsNote: $("results-note"),
     indexForm: $("index-form"), source: $("source"), indexTable: $("index-table"), indexButton: $("index-button"),
     job: $("job"), progress: $("progress"), progressBar: $("progress-bar"), jobText: $("job-text"),
+    cancelJob: $("cancel-job"),
     jobErrors: $("job-errors"),
   };
   const TOKEN_KEY = "lookalike.token";
@@ -323,7 +324,30 @@
     els.jobText.textContent = text;
   }
 
+  async function cancelJob() {
+    const id = els.cancelJob.dataset.job;
+    if (!id) return;
+    els.cancelJob.disabled = true;
+    try {
+      await api("/v1/jobs/" + encodeURIComponent(id), { method: "DELETE" });
+    } catch (err) {
+      showProgress(0, describe(err), true);
+    }
+  }
+
   async function followJob(id) {
+    els.cancelJob.dataset.job = id;
+    els.cancelJob.disabled = false;
+    els.cancelJob.hidden = false;
+    try {
+      await pollJob(id);
+    } finally {
+      els.cancelJob.hidden = true;
+      delete els.cancelJob.dataset.job;
+    }
+  }
+
+  async function pollJob(id) {
     for (;;) {
       const job = await api("/v1/jobs/" + encodeURIComponent(id));
       if (job.status === "queued") {
@@ -340,6 +364,10 @@
   }
 
   function finishJob(job) {
+    if (job.status === "cancelled") {
+      showProgress(job.progress, "Cancelled after " + job.done + " photos; they stay indexed. Start again to finish.", true);
+      return;
+    }
     if (job.status === "failed") {
       const err = job.error || {};
       showProgress(job.progress, "Failed: " + (err.message || "unknown error"), true);
@@ -388,6 +416,7 @@
     loadTables().then(runSearch);
   });
   els.indexForm.addEventListener("submit", startIndex);
+  els.cancelJob.addEventListener("click", cancelJob);
 
   els.token.value = token();
   if (token()) setToken(token());
