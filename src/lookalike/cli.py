@@ -551,6 +551,16 @@ def drop_table(table: str, dataset: str | None, yes: bool) -> None:
     help="A folder or URI prefix that POST /v1/index may index under (repeatable) [default: the working "
     "directory on loopback, none otherwise].",
 )
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (same dataset)."
+)
+@click.option(
+    "--max-queue",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Photos being searched or waiting, per process; beyond it requests get 503 with Retry-After.",
+)
 @handle_errors
 def serve(
     dataset: str | None,
@@ -561,6 +571,8 @@ def serve(
     max_upload_mb: int,
     max_pixels: int,
     allow_sources: tuple[str, ...],
+    workers: int,
+    max_queue: int,
 ) -> None:
     """Serve the REST API (/v1, docs at /docs) and the web page (/) for the dataset."""
     from lookalike.server import check_bind, resolve_token
@@ -580,6 +592,8 @@ def serve(
         max_upload_bytes=max_upload_mb * 1024 * 1024,
         max_pixels=max_pixels,
         allow_sources=allow_sources or None,
+        workers=workers,
+        max_queue=max_queue,
     )
 
 

@@ -331,3 +331,17 @@ def test_search_uses_the_vector_index_and_keeps_answering_through_a_rebuild(
     after = client.post("/v1/search", json={**query, "fraction_lists": 1.0}).json()
     assert after["index_usage"]["index_usage_mode"] == "FULLY_USED"
     assert [r["face_id"] for r in after["results"]] == [r["face_id"] for r in full["results"]]
+
+
+def test_a_full_queue_answers_503_with_retry_after(
+    make_client: Callable[..., TestClient], indexed_dataset: Path
+) -> None:
+    client = make_client(indexed_dataset, max_queue=2, embed_concurrency=1)
+    gate = client.app.state.gate  # type: ignore[attr-defined]
+    gate._admitted = gate.capacity  # as if two uploads were being searched or waiting
+    with query_photo("Tony_Blair").open("rb") as fh:
+        resp = client.post("/v1/search", files={"image": ("q.jpg", fh, "image/jpeg")})
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"]["code"] == "busy" and int(resp.headers["retry-after"]) >= 1
+    gate._admitted = 0
+    assert _search(client, query_photo("Tony_Blair"))["results"]

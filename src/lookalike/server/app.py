@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.server.catalog import Catalog
 from lookalike.server.errors import UploadTooLarge, install_error_handlers
+from lookalike.server.gate import WorkGate
 from lookalike.server.jobs import JobManager
 from lookalike.server.routes import jobs as jobs_routes
 from lookalike.server.routes import media, search, tables
@@ -58,6 +59,9 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     check_host: bool | None = None,
     allow_sources: Sequence[str] | None = None,
+    max_queue: int = 64,
+    embed_concurrency: int | None = None,
+    queue_timeout_s: float = 60.0,
 ) -> FastAPI:
     """Build the app for the dataset at ``dataset_path`` (which may not exist yet: index jobs create it).
 
@@ -73,6 +77,9 @@ def create_app(
         max_pixels=int(max_pixels),
         check_host=(token is None) if check_host is None else check_host,
         allow_sources=SourcePolicy.of([os.getcwd()] if allow_sources is None else allow_sources).roots,
+        embed_concurrency=embed_concurrency or max(1, os.cpu_count() or 1),
+        max_queue=int(max_queue),
+        queue_timeout_s=float(queue_timeout_s),
     )
     jobs = JobManager(settings.dataset_path)
 
@@ -83,6 +90,7 @@ def create_app(
 
     app = _fastapi(lifespan)
     app.state.settings = settings
+    app.state.gate = WorkGate(settings.embed_concurrency, settings.max_queue, settings.queue_timeout_s)
     app.state.catalog = Catalog(settings.dataset_path)
     app.state.jobs = jobs
 

@@ -96,9 +96,13 @@ def error_response(request: Request, status: int, code: str, message: str, hint:
 
 def lookalike_error_response(request: Request, err: LookalikeError) -> JSONResponse:
     status = err.http_status
-    if status >= 500:
+    if status >= 500 and status != 503:
         log.error("request %s failed: %s", request_id_of(request), err)
-    return error_response(request, status, err.code, err.message, err.hint)
+    response = error_response(request, status, err.code, err.message, err.hint)
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(int(retry_after))
+    return response
 
 
 def _validation_message(errors: list[Any]) -> str:

@@ -217,16 +217,33 @@ class JobManager:
         self._enqueue(job)
         return self.get(job_id)
 
+    def _stored(self) -> list[dict[str, Any]]:
+        if not os.path.isfile(self.dataset_path):
+            return []
+        try:
+            with reader(self.dataset_path) as con:
+                return stored_jobs.load_all(con)
+        except LookalikeError:  # held by a writer right now: only this process's jobs
+            return []
+
     def get(self, job_id: str) -> dict[str, object]:
+        """A job of this process, else one stored in the dataset (another ``--workers`` process runs it)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
-                raise NotFound(f"no job with id {job_id!r}", hint="job ids come from POST /v1/index")
-            return job.to_dict()
+            if job is not None:
+                return job.to_dict()
+        for record in self._stored():
+            if record.get("id") == job_id:
+                return record
+        raise NotFound(f"no job with id {job_id!r}", hint="job ids come from POST /v1/index")
 
     def list(self) -> list[dict[str, object]]:
+        """This process's jobs and those the dataset holds from other processes, newest first."""
         with self._lock:
-            return [job.to_dict() for job in reversed(self._jobs.values())]
+            mine = [job.to_dict() for job in reversed(self._jobs.values())]
+        known = {j["id"] for j in mine}
+        others = [r for r in reversed(self._stored()) if r.get("id") not in known]
+        return mine + others[:MAX_JOBS_KEPT]
 
     def close(self) -> None:
         """Stop taking jobs and end a running child (its committed chunks stay; a rerun resumes)."""

@@ -31,6 +31,12 @@ class ServerSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     check_host: bool = True
+    #: Photos searched or verified at once (about one per core), and in all, running or waiting
+    #: (``lookalike.server.gate``); beyond that a request gets 503 with Retry-After.
+    embed_concurrency: int = 2
+    max_queue: int = 64
+    #: Seconds a request may wait for its turn before it gets 503.
+    queue_timeout_s: float = 60.0
     #: Roots under which ``POST /v1/index`` may index (see :mod:`lookalike.source_roots`).
     allow_sources: tuple[str, ...] = ()
 

@@ -9,6 +9,7 @@ from starlette.datastructures import UploadFile
 
 from lookalike.server.catalog import Catalog
 from lookalike.server.errors import UploadTooLarge
+from lookalike.server.gate import WorkGate
 from lookalike.server.jobs import JobManager
 from lookalike.server.settings import ServerSettings
 
@@ -21,6 +22,11 @@ def settings_of(request: Request) -> ServerSettings:
 def catalog_of(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
+
+
+def gate_of(request: Request) -> WorkGate:
+    gate: WorkGate = request.app.state.gate
+    return gate
 
 
 def jobs_of(request: Request) -> JobManager:

@@ -27,7 +27,7 @@ from lookalike.images import image_size
 from lookalike.search.distances import parse_distance, threshold_for
 from lookalike.server.catalog import Catalog, ServingDataset
 from lookalike.server.errors import BadRequest, NotFound, UnsupportedMediaType
-from lookalike.server.routes.deps import as_request_error, catalog_of, read_upload, settings_of
+from lookalike.server.routes.deps import as_request_error, catalog_of, gate_of, read_upload, settings_of
 from lookalike.server.settings import ServerSettings
 
 router = APIRouter(tags=["search"])
@@ -187,7 +187,7 @@ async def search(request: Request) -> dict[str, object]:
             fields = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
             opts = _validate(SearchOptions, fields)
             data = await read_upload(upload, settings, "image")
-        return await run_in_threadpool(_search, catalog, settings, data, opts)
+        return await gate_of(request).run(_search, catalog, settings, data, opts)
     if content_type.startswith("application/json"):
         try:
             body = json.loads(await request.body())
@@ -207,6 +207,8 @@ async def search(request: Request) -> dict[str, object]:
             query: str | bytes = ref.uri
         else:
             query = f"face:{ref.face_id}"
+        if ref.uri is not None:  # the stored photo goes through the face models again
+            return await gate_of(request).run(_search, catalog, settings, query, ref)
         return await run_in_threadpool(_search, catalog, settings, query, ref)
     raise UnsupportedMediaType(
         f"cannot search with a body of type {content_type or 'none'!r}",
@@ -292,4 +294,4 @@ async def verify(
         ds = ServingDataset(catalog, max_pixels=settings.max_pixels)
         return ds.verify(a, b, model=model or None, table=table or None, threshold=threshold).to_dict()
 
-    return await run_in_threadpool(run)
+    return await gate_of(request).run(run)
