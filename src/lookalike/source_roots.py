@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lookalike.errors import SourceNotAllowed
+from lookalike.errors import BadURI, SourceNotAllowed
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -60,6 +60,8 @@ class SourcePolicy:
 
     def check(self, source: str) -> None:
         """Raise :class:`~lookalike.errors.SourceNotAllowed` unless ``source`` lies under an allowed root."""
+        if "\x00" in source:
+            raise BadURI(f"source {source!r} contains a NUL character", hint="give a path or a URI")
         local = _local(source)
         if local is not None:
             real = os.path.realpath(_base(local))
