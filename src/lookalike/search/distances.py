@@ -40,7 +40,7 @@ def from_similarity(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq:
         # rounding can push a self-match's product a hair above 1; a distance is never negative
         return np.maximum(1.0 - sim, 0.0).astype(np.float32)
     if distance == "dot":
-        return (-sim).astype(np.float32)
+        return (0.0 - sim).astype(np.float32)  # 0 - s: never a negative zero
     d2 = q_sq[:, None] + x_sq - 2.0 * sim
     return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
 

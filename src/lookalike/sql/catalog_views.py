@@ -128,3 +128,127 @@ def vector_indexes(ctx: Context, schema: str | None) -> pa.Table:
             }
         )
     return pa.Table.from_pylist(rows, schema=_VECTOR_INDEXES)
+
+
+# ---------------------------------------------------------------------------------------------- TABLES, COLUMNS
+
+_HIDDEN_SCHEMAS = ("information_schema", "pg_catalog")
+
+
+def bigquery_type(duck: str) -> str:
+    """A DuckDB type written as BigQuery names it (``BIGINT`` -> ``INT64``, ``DOUBLE[]`` -> ``ARRAY<FLOAT64>``)."""
+    t = duck.strip().upper()
+    if t.endswith("[]"):
+        return f"ARRAY<{bigquery_type(t[:-2])}>"
+    if t.endswith("]") and "[" in t:  # fixed-size arrays: FLOAT[512]
+        return f"ARRAY<{bigquery_type(t[: t.rindex('[')])}>"
+    if t.startswith("STRUCT(") and t.endswith(")"):
+        fields = _split(t[len("STRUCT(") : -1])
+        inner = []
+        for f in fields:
+            name, _, kind = f.strip().partition(" ")
+            inner.append(f"{name.strip(chr(34)).lower()} {bigquery_type(kind)}")
+        return "STRUCT<" + ", ".join(inner) + ">"
+    if t.startswith("DECIMAL"):
+        return "NUMERIC"
+    simple = {
+        "BIGINT": "INT64", "INTEGER": "INT64", "SMALLINT": "INT64", "TINYINT": "INT64", "HUGEINT": "INT64",
+        "UBIGINT": "INT64", "UINTEGER": "INT64", "USMALLINT": "INT64", "UTINYINT": "INT64",
+        "DOUBLE": "FLOAT64", "FLOAT": "FLOAT64", "REAL": "FLOAT64", "VARCHAR": "STRING", "BOOLEAN": "BOOL",
+        "BLOB": "BYTES", "DATE": "DATE", "TIME": "TIME", "TIMESTAMP": "DATETIME",
+        "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "INTERVAL": "INTERVAL", "JSON": "JSON", "UUID": "STRING",
+    }  # fmt: skip
+    return simple.get(t, t)
+
+
+def _split(text: str) -> list[str]:
+    """Split a type's field list at top-level commas."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return [p for p in out if p.strip()]
+
+
+def _visible_tables(ctx: Context, schema: str | None) -> list[tuple[str, str, str]]:
+    """(schema, name, BigQuery table type) of the user's tables and views, Lookalike's catalog left out."""
+    from lookalike.sql.names import relations
+
+    external = {
+        str(r[0]) for r in ctx.con.execute("SELECT name FROM lookalike_sql_object_tables").fetchall()
+    }  # schema.name keys
+    kinds = dict(
+        ((str(s).lower(), str(n).lower()), k)
+        for s, n, k in ctx.con.execute(
+            """SELECT schema_name, table_name, 'BASE TABLE' FROM duckdb_tables() WHERE NOT internal
+               UNION ALL SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal"""
+        ).fetchall()
+    )
+    out = []
+    for key, name in sorted(relations(ctx.con).items()):
+        if name.name.startswith("_lookalike_tf_") or name.schema.lower() in _HIDDEN_SCHEMAS:
+            continue
+        if schema is not None and name.schema.lower() != schema.lower():
+            continue
+        kind = "EXTERNAL" if key in external else kinds.get((name.schema.lower(), name.name.lower()), "BASE TABLE")
+        out.append((name.schema, name.name, kind))
+    return out
+
+
+@view("SCHEMATA")
+def schemata(ctx: Context, schema: str | None) -> pa.Table:
+    """One row per dataset (DuckDB schema) of the file."""
+    rows = ctx.con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE NOT internal AND database_name = current_database() "
+        "ORDER BY schema_name"
+    ).fetchall()
+    names = [str(r[0]) for r in rows if str(r[0]).lower() not in _HIDDEN_SCHEMAS]
+    return pa.table(
+        {
+            "catalog_name": pa.array([ctx.catalog] * len(names), pa.string()),
+            "schema_name": pa.array(names, pa.string()),
+        }
+    )
+
+
+@view("TABLES")
+def tables(ctx: Context, schema: str | None) -> pa.Table:
+    """One row per table, view or object table (``table_type`` ``BASE TABLE``, ``VIEW`` or ``EXTERNAL``)."""
+    found = _visible_tables(ctx, schema)
+    return pa.table(
+        {
+            "table_catalog": pa.array([ctx.catalog] * len(found), pa.string()),
+            "table_schema": pa.array([s for s, _, _ in found], pa.string()),
+            "table_name": pa.array([n for _, n, _ in found], pa.string()),
+            "table_type": pa.array([k for _, _, k in found], pa.string()),
+            "is_insertable_into": pa.array(["YES" if k == "BASE TABLE" else "NO" for _, _, k in found], pa.string()),
+        }
+    )
+
+
+@view("COLUMNS")
+def columns(ctx: Context, schema: str | None) -> pa.Table:
+    """One row per column of each table of :func:`tables`, with BigQuery's type names."""
+    from lookalike.sql.names import Name
+
+    out: dict[str, list[object]] = {
+        k: [] for k in ("table_catalog", "table_schema", "table_name", "column_name", "ordinal_position",
+                        "is_nullable", "data_type")
+    }  # fmt: skip
+    for sch, name, _ in _visible_tables(ctx, schema):
+        described = ctx.con.execute(f"DESCRIBE {ctx.ref(Name(sch, name))}").fetchall()
+        for pos, row in enumerate(described, start=1):
+            out["table_catalog"].append(ctx.catalog)
+            out["table_schema"].append(sch)
+            out["table_name"].append(name)
+            out["column_name"].append(str(row[0]))
+            out["ordinal_position"].append(pos)
+            out["is_nullable"].append("YES" if str(row[2]).upper() == "YES" else "NO")
+            out["data_type"].append(bigquery_type(str(row[1])))
+    return pa.table({k: pa.array(v, pa.int64() if k == "ordinal_position" else pa.string()) for k, v in out.items()})

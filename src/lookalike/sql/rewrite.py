@@ -15,6 +15,7 @@ from sqlglot import exp
 from lookalike.errors import SqlNotSupported
 from lookalike.sql.catalog_views import replace_views
 from lookalike.sql.context import TEMP_PREFIX, Context
+from lookalike.sql.functions import rewrite_functions
 from lookalike.sql.names import name_of, relations
 from lookalike.sql.registry import TABLE_FUNCTIONS
 
@@ -31,6 +32,7 @@ def function_name(node: exp.Expr) -> str:
 def prepare(ctx: Context, tree: exp.Expr) -> exp.Expr:
     """Check, rewrite and materialise ``tree`` in place (see the module docstring); return it."""
     check_ml_functions(ctx, tree)
+    rewrite_functions(ctx, tree)
     replace_views(ctx, tree)
     check_tables(ctx, tree)
     drop_projects(tree)

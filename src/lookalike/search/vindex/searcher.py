@@ -179,7 +179,7 @@ def _distances(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.n
     if distance == "cosine":
         return np.maximum(1.0 - sim, 0.0).astype(np.float32)
     if distance == "dot":
-        return (-sim).astype(np.float32)
+        return (0.0 - sim).astype(np.float32)  # 0 - s: never a negative zero
     return np.sqrt(np.maximum(q_sq + x_sq - 2.0 * sim, 0.0)).astype(np.float32)
 
 
