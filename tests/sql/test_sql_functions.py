@@ -37,7 +37,7 @@ def test_format_is_printf_style(ds: lookalike.Dataset) -> None:
     assert row == {"a": "00042", "b": "a-3", "c": "3.14", "d": "2.5", "e": "ff|FF|10", "f": "100%", "g": "7   |"}
     for bad, message in (
         ("SELECT FORMAT('%t', 1)", "FORMAT specifier '%t' is not supported"),
-        ("SELECT FORMAT(\"%'d\", 1000)", "is not supported"),
+        ('SELECT FORMAT("%\'d", 1000)', "is not supported"),
         ("SELECT FORMAT(CONCAT('%', 'd'), 1)", "not a string literal"),
         ("SELECT FORMAT('%d %d', 1)", "more specifiers than arguments"),
     ):
