@@ -7,20 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 import lookalike
 from lookalike.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture()
-def photos(tmp_path: Path) -> Path:
-    dst = tmp_path / "photos"
-    shutil.copytree(DATA / "gallery", dst)
-    return dst
 
 
 def test_index_calibrates_the_table_and_search_decides_with_it(tmp_path: Path, photos: Path) -> None:

@@ -191,13 +191,7 @@ class JobManager:
             job.status = "cancelled"
             job.finished_at = _now()
             job.error = {"code": "cancelled", "message": "cancelled; committed photos are kept", "hint": None}
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(proc, 30)
         self._persist(job)
         return self.get(job_id)
 
@@ -251,12 +245,7 @@ class JobManager:
             self._closed = True
             proc = self._proc
             self._wake.notify_all()
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc, 5)
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.status in FINISHED]
@@ -334,6 +323,18 @@ class JobManager:
                     job.log_tail.append(text[-300:])
                 return False
             return apply_event(job, event)
+
+
+def _stop(proc: subprocess.Popen[str] | None, timeout: float) -> None:
+    """End a job's process (SIGTERM, then SIGKILL after ``timeout`` seconds); its committed chunks stay."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def apply_event(job: Job, event: dict[str, object]) -> bool:
