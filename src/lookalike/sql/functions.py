@@ -11,6 +11,13 @@ raises :class:`~lookalike.errors.SqlNotSupported` naming what it cannot render):
 - ``COUNTIF(...)``: INT64 in BigQuery; DuckDB's ``COUNT_IF`` is a HUGEINT that surfaced as a FLOAT.
 - ``ML.DISTANCE(a, b [, 'EUCLIDEAN' | 'COSINE' | 'MANHATTAN'])``: NULL when either input is NULL, an error when
   the lengths differ, as in BigQuery.
+- ``UNNEST(...) WITH OFFSET``: BigQuery's offsets start at 0; DuckDB's ``WITH ORDINALITY`` starts at 1.
+- ``EXTRACT(DAYOFWEEK ...)``: 1 (Sunday) to 7 in BigQuery, 0 to 6 in DuckDB; ``EXTRACT(WEEK ...)`` (weeks that
+  start on Sunday) has no DuckDB counterpart and is refused (``ISOWEEK`` works).
+- ``INSTR(s, sub, position, occurrence)``: refused with a position or occurrence (DuckDB's ignores them).
+- ``DATE_ADD``, ``DATE_SUB``, ``DATE_TRUNC``: a DATE, not a TIMESTAMP.
+- A numeric literal with a point or an exponent (``2.5``, ``1e3``) is a FLOAT64, as in BigQuery (DuckDB reads it as
+  a DECIMAL: ``ROUND(2.5)`` was a NUMERIC).
 """
 
 from __future__ import annotations
@@ -102,7 +109,78 @@ def _distance(ctx: Context, node: exp.Expr) -> exp.Expr:
     return exp.maybe_parse(guard, dialect="duckdb")
 
 
+def _unnest(ctx: Context, node: exp.Expr) -> exp.Expr:
+    offset = node.args.get("offset")
+    if not isinstance(offset, exp.Identifier) or not isinstance(node.parent, (exp.From, exp.Join)):
+        return node
+    alias = node.args.get("alias")
+    cols = list(alias.columns) if isinstance(alias, exp.TableAlias) else []
+    value = cols[0].name if cols else (alias.name if isinstance(alias, exp.TableAlias) and alias.name else "value")
+    array = node.expressions[0].sql("duckdb")
+    sub = (
+        f"(SELECT _u.{_q(value)} AS {_q(value)}, _u._ordinal - 1 AS {_q(offset.name)} "
+        f"FROM UNNEST({array}) WITH ORDINALITY AS _u({_q(value)}, _ordinal))"
+    )
+    table_alias = alias.name if isinstance(alias, exp.TableAlias) and alias.name and cols else "_unnest_offset"
+    return exp.Subquery(
+        this=exp.maybe_parse(sub[1:-1], dialect="duckdb"),
+        alias=exp.TableAlias(this=exp.to_identifier(table_alias)),
+    )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _extract(ctx: Context, node: exp.Expr) -> exp.Expr:
+    unit = node.this.name.upper() if isinstance(node.this, (exp.Var, exp.Identifier)) else ""
+    if unit == "DAYOFWEEK":
+        return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
+    if unit == "WEEK" or (isinstance(node.this, exp.Func) and "WEEK" in node.this.sql().upper()):
+        raise ctx.error(
+            "EXTRACT(WEEK ...) (weeks starting on Sunday) is not supported",
+            at=node,
+            hint="use EXTRACT(ISOWEEK FROM ...), or DuckDB's strftime(d, '%U')",
+            cls=SqlNotSupported,
+        )
+    return node
+
+
+def _instr(ctx: Context, node: exp.Expr) -> exp.Expr:
+    position = node.args.get("position")
+    occurrence = node.args.get("occurrence")
+    plain = (position is None or (isinstance(position, exp.Literal) and position.this == "1")) and occurrence is None
+    if not plain:
+        raise ctx.error(
+            "INSTR with a position or an occurrence is not supported",
+            at=node,
+            hint="INSTR(s, sub) and STRPOS(s, sub) find the first occurrence",
+            cls=SqlNotSupported,
+        )
+    return node
+
+
+def _as_date(ctx: Context, node: exp.Expr) -> exp.Expr:
+    return exp.cast(node.copy(), "DATE")
+
+
+def _float_literal(ctx: Context, node: exp.Expr) -> exp.Expr:
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return node
+    text = str(node.this).lower()
+    if not any(c in text for c in ".e") or isinstance(node.parent, exp.Cast):
+        return node
+    return exp.cast(node.copy(), "DOUBLE")
+
+
 REWRITES: dict[type[exp.Expr] | str, Callable[[Context, exp.Expr], exp.Expr]] = {
+    exp.Unnest: _unnest,
+    exp.Extract: _extract,
+    exp.StrPosition: _instr,
+    exp.DateAdd: _as_date,
+    exp.DateSub: _as_date,
+    exp.DateTrunc: _as_date,
+    exp.Literal: _float_literal,
     exp.Format: _format,
     exp.CountIf: _countif,
     exp.Window: _window,
@@ -122,6 +200,18 @@ def _ml_name(node: exp.Expr) -> str | None:
 
 def rewrite_functions(ctx: Context, tree: exp.Expr) -> None:
     """Apply :data:`REWRITES` to every matching call in ``tree`` (in place), innermost first."""
+    safe_func = getattr(exp, "SafeFunc", None)
+    for dot in tree.find_all(exp.Dot, *([safe_func] if safe_func is not None else [])):
+        is_safe = not isinstance(dot, exp.Dot) or (
+            isinstance(dot.this, exp.Identifier) and dot.this.name.upper() == "SAFE"
+        )
+        if is_safe:
+            raise ctx.error(
+                f"the SAFE. prefix is not supported ({dot.sql(dialect='bigquery')[:60]})",
+                at=dot,
+                hint="SAFE_CAST, SAFE_DIVIDE, SAFE_OFFSET and SAFE_ORDINAL are; or guard the call with IF or CASE",
+                cls=SqlNotSupported,
+            )
     for node in list(tree.find_all(exp.Expr, bfs=False))[::-1]:
         name = _ml_name(node)
         fn = REWRITES.get(name) if name is not None else REWRITES.get(type(node))

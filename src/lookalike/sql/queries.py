@@ -9,6 +9,8 @@ replacing a table also forgets what Lookalike's catalog held about it (object ta
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
@@ -49,8 +51,35 @@ def run(ctx: Context, parsed: ParsedStatement) -> Outcome:
     _after(ctx, tree)
     if isinstance(tree, _ROW_STATEMENTS):
         assert table is not None
+        table = bigquery_types(table)
         return Outcome(table, f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}")
     return Outcome(None, _message(tree, table.to_pylist() if table is not None else []))
+
+
+def _bq_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type BigQuery would give: INT64 for every integer (DuckDB's INTEGER, and the HUGEINT of its
+    integer sums, which arrives as DECIMAL(38, 0)), FLOAT64 for every float; nested types likewise."""
+    if pa.types.is_integer(t) or (pa.types.is_decimal(t) and t.scale == 0 and t.precision == 38):
+        return pa.int64()
+    if pa.types.is_floating(t):
+        return pa.float64()
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(_bq_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _bq_type(f.type), f.nullable) for f in t])
+    return t
+
+
+def bigquery_types(table: pa.Table) -> pa.Table:
+    """``table`` with BigQuery's types (see :func:`_bq_type`); a column whose values do not fit stays as it is."""
+    columns = []
+    for col in table.columns:
+        target = _bq_type(col.type)
+        if target != col.type:
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                col = col.cast(target)
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
 
 
 def _run(ctx: Context, tree: exp.Expr) -> pa.Table | None:
