@@ -474,11 +474,23 @@ def test_vector_index_errors(demo: Demo) -> None:
             "ivf_options = '{\"num_lists\": 4000}')"
         )
     small = demo.sql(f"CREATE VECTOR INDEX i ON face_search.idx2({EMB}) OPTIONS(index_type = 'TREE_AH')")[0]
-    assert "searched exactly until it grows" in small.message
+    assert "3 vectors, 1 leaf" in small.message  # a tiny table is indexed too: its vectors kept exact
+    (info,) = demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE table_name = 'idx2'")
+    assert info["coverage_percentage"] == 100
     found = demo.sql(
         f"SELECT * FROM VECTOR_SEARCH(TABLE face_search.idx2, '{EMB}', TABLE face_search.idx2, top_k => 1)"
     )
-    assert found[0].vector_search_statistics[0]["index_unused_reasons"][0]["code"] == "BASE_TABLE_TOO_SMALL"
+    assert found[0].vector_search_statistics[0]["index_usage_mode"] == "FULLY_USED"
+    demo.sql("CREATE OR REPLACE TABLE face_search.idx5 AS SELECT * FROM face_search.face_embeddings LIMIT 0")
+    empty = demo.sql(f"CREATE VECTOR INDEX e ON face_search.idx5({EMB}) OPTIONS(index_type = 'IVF')")[0]
+    assert "no vectors yet" in empty.message
+    found = demo.sql(
+        f"SELECT * FROM VECTOR_SEARCH(TABLE face_search.idx5, '{EMB}', TABLE face_search.idx2, top_k => 1)"
+    )
+    assert found[0].vector_search_statistics[0]["index_unused_reasons"][0]["code"] == "NO_ROWS"
+    demo.sql("INSERT INTO face_search.idx5 SELECT * FROM face_search.face_embeddings LIMIT 5")  # DML builds it
+    (info,) = demo.rows("SELECT * FROM face_search.INFORMATION_SCHEMA.VECTOR_INDEXES WHERE table_name = 'idx5'")
+    assert info["coverage_percentage"] == 100 and info["unindexed_row_count"] == 0
     with pytest.raises(SqlError, match="INFORMATION_SCHEMA.TABLES_X is not supported"):
         demo.sql("SELECT * FROM face_search.INFORMATION_SCHEMA.TABLES_X")
     demo.sql("CREATE OR REPLACE TABLE face_search.idx2 AS SELECT * FROM face_search.face_embeddings LIMIT 3")

@@ -39,7 +39,7 @@ from lookalike.search.vindex import manage
 from lookalike.search.vindex.files import IndexFileError
 from lookalike.search.vindex.ids import content_ids
 from lookalike.search.vindex.searcher import IndexUsage, search_rows, serves, unused
-from lookalike.search.vindex.spec import DISTANCE_TYPES, MIN_ROWS, OPTION_HELP, SearchKnobs, parse_index_options
+from lookalike.search.vindex.spec import DISTANCE_TYPES, OPTION_HELP, SearchKnobs, parse_index_options
 from lookalike.sql.context import Context, Outcome
 from lookalike.sql.names import Name, name_of, relations
 from lookalike.sql.parse import ParsedStatement
@@ -213,9 +213,7 @@ def _usable(
     if not b:
         return unused("INDEX_NOT_BUILT", f"index {rec.name} is not built: ALTER VECTOR INDEX ... REBUILD", rec.name)
     if b.get("too_small"):
-        return unused(
-            "BASE_TABLE_TOO_SMALL", f"the table had under {MIN_ROWS} vectors when {rec.name} was built", rec.name
-        )
+        return unused("BASE_TABLE_TOO_SMALL", f"the table had no vectors when {rec.name} was built", rec.name)
     if int(b["dim"]) != int(base_mat.shape[1]):
         return unused(
             "INDEX_DIMENSION_MISMATCH",
@@ -364,7 +362,7 @@ def _commit(ctx: Context, rec: IndexRecord) -> None:
 def _built_message(rec: IndexRecord) -> str:
     b = rec.build or {}
     if b.get("too_small"):
-        return f"the table has {b.get('rows', 0)} vectors, under {MIN_ROWS}: it is searched exactly until it grows"
+        return "the table has no vectors yet: it is searched exactly, and the index is built when rows arrive"
     lists = b.get("lists")
     what = f"{lists} lists" if rec.spec.index_type == "IVF" else f"{lists} leaf" + ("s" if lists != 1 else "")
     chosen = " (chosen from the table size)" if rec.spec.index_type == "IVF" and rec.spec.num_lists is None else ""

@@ -10,7 +10,7 @@ import numpy as np
 
 from lookalike.errors import InvalidArgument
 from lookalike.search.vindex._faiss import faiss as load_faiss
-from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, IndexSpec
+from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, PQ_MIN_ROWS, IndexSpec
 
 #: Training points per list, and at most this many in all (a random, seeded sample of the table).
 _TRAIN_PER_LIST = 64
@@ -37,9 +37,9 @@ def pq_subquantizers(dim: int) -> int:
     return 1
 
 
-def factory_string(spec: IndexSpec, dim: int, lists: int) -> str:
+def factory_string(spec: IndexSpec, dim: int, lists: int, rows: int = PQ_MIN_ROWS) -> str:
     coarse = f"IVF{lists}_HNSW32" if lists > HNSW_COARSE_FROM else f"IVF{lists}"
-    if spec.index_type == "IVF":
+    if spec.index_type == "IVF" or rows < PQ_MIN_ROWS:
         return f"{coarse},Flat"
     return f"{coarse},PQ{pq_subquantizers(dim)}x4fs"
 
@@ -66,11 +66,11 @@ def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
     n = int(matrix.shape[0])
     if n < MIN_ROWS:
         raise InvalidArgument(
-            f"a vector index needs at least {MIN_ROWS} vectors; the table has {n}",
-            hint="small tables are searched exactly, which is as fast",
+            f"a vector index needs at least {MIN_ROWS} vector; the table has {n}",
+            hint="an empty table is searched exactly; the index is built when it has rows",
         )
     dim = int(matrix.shape[1])
-    lists = spec.lists_for(n)
+    lists = spec.lists_for(n) if n >= PQ_MIN_ROWS or spec.index_type == "IVF" else 1
     if lists > n:
         raise InvalidArgument(f"num_lists {lists} is above the table's {n} vectors", hint=f"use num_lists <= {n}")
     started = time.perf_counter()
@@ -79,7 +79,7 @@ def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
     vectors = prepare(spec, matrix[first] if dedup else matrix)
     norms = np.linalg.norm(np.asarray(matrix[: min(n, 10_000)], np.float32), axis=1)
     unit = bool(np.all(np.abs(norms - 1.0) < 1e-3))
-    factory = factory_string(spec, dim, lists)
+    factory = factory_string(spec, dim, lists, len(uniq))
     index = faiss.index_factory(dim, factory, metric(spec))
     _quiet_training(index)
     sample = min(len(vectors), max(_TRAIN_MIN, _TRAIN_PER_LIST * lists), _TRAIN_MAX)

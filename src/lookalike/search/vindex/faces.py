@@ -33,7 +33,7 @@ from lookalike.search.vindex.searcher import (
     serves,
     unused,
 )
-from lookalike.search.vindex.spec import MIN_ROWS, IndexSpec, SearchKnobs
+from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,7 @@ def pick(
     if not b:
         return None, unused("INDEX_NOT_BUILT", f"index {rec.name} is not built yet", rec.name)
     if b.get("too_small"):
-        return None, unused(
-            "BASE_TABLE_TOO_SMALL", f"the table had under {MIN_ROWS} faces when index {rec.name} was built", rec.name
-        )
+        return None, unused("BASE_TABLE_TOO_SMALL", f"the table had no faces when index {rec.name} was built", rec.name)
     if int(b["dim"]) != int(fm.matrix.shape[1]):
         return None, unused(
             "INDEX_DIMENSION_MISMATCH",

@@ -22,7 +22,7 @@ from lookalike.search.vindex import build as builder
 from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.files import BuildRef, index_root, read_build, remove_others, slug, write_build
 from lookalike.search.vindex.searcher import LoadedIndex
-from lookalike.search.vindex.spec import MIN_ROWS
+from lookalike.search.vindex.spec import MIN_ROWS, PQ_MIN_ROWS
 
 #: BigQuery calls a drift of 0.3 or more "significant": a rebuild then pays off.
 DRIFT_REBUILD = 0.3
@@ -83,6 +83,8 @@ def refresh_record(dataset_path: str, rec: IndexRecord, source: VectorSource) ->
         return build_record(dataset_path, rec, source)
     if int(b["dim"]) != int(source.matrix.shape[1]):
         return build_record(dataset_path, rec, source)
+    if rec.spec.index_type == "TREE_AH" and str(b.get("factory", "")).endswith(",Flat") and source.rows >= PQ_MIN_ROWS:
+        return build_record(dataset_path, rec, source)  # grown past exact storage: train the codes
     loaded = load(dataset_path, rec)
     index = _clone(loaded.index)
     started = time.perf_counter()

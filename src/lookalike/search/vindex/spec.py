@@ -20,8 +20,11 @@ INDEX_TYPES = ("IVF", "TREE_AH")
 DISTANCE_TYPES: dict[str, Distance] = {"EUCLIDEAN": "euclidean", "COSINE": "cosine", "DOT_PRODUCT": "dot"}
 DISTANCE_NAMES: dict[Distance, str] = {v: k for k, v in DISTANCE_TYPES.items()}
 MAX_LISTS = 5000  # BigQuery's limit for num_lists
-#: A table with fewer vectors than this is searched exactly (BigQuery: BASE_TABLE_TOO_SMALL).
-MIN_ROWS = 32
+#: A table with fewer vectors than this has no index (BigQuery: BASE_TABLE_TOO_SMALL): only an empty one.
+MIN_ROWS = 1
+#: Below this many vectors a TREE_AH index keeps them exact (a 4-bit codebook needs data to train on, and an
+#: exact scan of a few dozen rows is as fast); a refresh that takes it past this trains the codes.
+PQ_MIN_ROWS = 64
 #: IVF lists above which the coarse quantizer is an HNSW graph instead of a flat scan of the centroids.
 HNSW_COARSE_FROM = 1024
 #: Share of IVF lists searched when the query does not say (see the README's measured recall).
