@@ -136,6 +136,10 @@ def _extract(ctx: Context, node: exp.Expr) -> exp.Expr:
     unit = node.this.name.upper() if isinstance(node.this, (exp.Var, exp.Identifier)) else ""
     if unit == "DAYOFWEEK":
         return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
+    if unit in ("ISOWEEK", "ISOYEAR"):  # DuckDB's WEEK is the ISO week
+        copy = node.copy()
+        copy.set("this", exp.var("week" if unit == "ISOWEEK" else "isoyear"))
+        return copy
     if unit == "WEEK" or (isinstance(node.this, exp.Func) and "WEEK" in node.this.sql().upper()):
         raise ctx.error(
             "EXTRACT(WEEK ...) (weeks starting on Sunday) is not supported",
@@ -173,7 +177,124 @@ def _float_literal(ctx: Context, node: exp.Expr) -> exp.Expr:
     return exp.cast(node.copy(), "DOUBLE")
 
 
+def _div(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """``a / b`` is an error when ``b`` is 0 in BigQuery (DuckDB gives infinity); IEEE_DIVIDE gives infinity."""
+    if node.args.get("safe"):
+        return node
+    a, b = node.this.sql("duckdb"), node.expression.sql("duckdb")
+    fail = f"error('division by zero: ' || CAST(({a}) AS VARCHAR) || ' / 0')"
+    text = f"CASE WHEN ({b}) = 0 THEN {fail} ELSE ({a}) / ({b}) END"
+    return exp.Paren(this=exp.maybe_parse(text, dialect="duckdb"))
+
+
+def _ieee_divide(ctx: Context, node: exp.Expr) -> exp.Expr:
+    args = list(node.expressions)
+    if len(args) != 2:
+        raise ctx.error("IEEE_DIVIDE takes two arguments", at=node)
+    a, b = (x.sql("duckdb") for x in args)
+    return exp.Paren(this=exp.maybe_parse(f"CAST(({a}) AS DOUBLE) / ({b})", dialect="duckdb"))
+
+
+def _float64(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """ROUND, TRUNC, CEIL and FLOOR give a FLOAT64 in BigQuery, also for an INT64."""
+    return exp.cast(node.copy(), "DOUBLE")
+
+
+def _array_concat(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """ARRAY_CONCAT is NULL when any input is NULL (DuckDB's list_concat skips it)."""
+    parts = [node.this, *node.expressions]
+    nulls = " OR ".join(f"({p.sql('duckdb')}) IS NULL" for p in parts)
+    return exp.Paren(
+        this=exp.maybe_parse(f"CASE WHEN {nulls} THEN NULL ELSE {node.sql('duckdb')} END", dialect="duckdb")
+    )
+
+
+def _array_slice(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """ARRAY_SLICE(a, start, end): 0-based offsets, inclusive, negative from the end (DuckDB: 1-based)."""
+    arr = node.this.sql("duckdb")
+    start, end = node.args.get("start"), node.args.get("end")
+    if start is None or end is None:
+        raise ctx.error("ARRAY_SLICE takes an array, a start offset and an end offset", at=node)
+
+    def one_based(x: exp.Expr) -> str:
+        v = x.sql("duckdb")
+        return f"CASE WHEN ({v}) >= 0 THEN ({v}) + 1 ELSE ({v}) END"
+
+    return exp.maybe_parse(f"list_slice({arr}, {one_based(start)}, {one_based(end)})", dialect="duckdb")
+
+
+def _json_type(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """JSON_TYPE names types as BigQuery does (``number``, ``string``...), not as DuckDB (``UBIGINT``...)."""
+    inner = node.sql("duckdb")
+    text = (
+        f"CASE {inner} WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'VARCHAR' THEN 'string' "
+        f"WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' ELSE 'number' END"
+    )
+    return exp.Paren(this=exp.maybe_parse(text, dialect="duckdb"))
+
+
+def _cast_int64(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """CAST(x AS INT64) of a FLOAT64 or NUMERIC rounds half away from zero in BigQuery (-2.5 -> -3); DuckDB's cast
+    rounds half up (-2.5 -> -2). The type is only known when DuckDB binds, so the rounding is chosen there."""
+    to = node.args.get("to")
+    if not (isinstance(to, exp.DataType) and to.this == exp.DataType.Type.BIGINT):
+        return node
+    x = node.this.sql("duckdb")
+    cast = "TRY_CAST" if isinstance(node, exp.TryCast) else "CAST"
+    text = (
+        f"CASE WHEN typeof({x}) IN ('DOUBLE', 'FLOAT') OR typeof({x}) LIKE 'DECIMAL%' "
+        f"THEN {cast}(round(TRY_CAST({x} AS DOUBLE)) AS BIGINT) ELSE {cast}({x} AS BIGINT) END"
+    )
+    return exp.Paren(this=exp.maybe_parse(text, dialect="duckdb"))
+
+
+def _normalizer(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """ML.NORMALIZER(v [, p]): ``v`` divided by its p-norm (p = 2 by default, any p >= 1, or +inf). A vector of
+    norm 0 is an error here (Lookalike does not guess BigQuery's answer for it); p = 0 is refused."""
+    args = list(node.expressions)
+    if not args or len(args) > 2:
+        raise ctx.error("ML.NORMALIZER takes an array and an optional p", at=node)
+    v = exp.cast(args[0].copy(), "DOUBLE[]").sql("duckdb")
+    p_text = "2"
+    if len(args) == 2:
+        p_node = args[1]
+        if isinstance(p_node, exp.Cast) and isinstance(p_node.this, exp.Literal) and "INF" in p_node.this.this.upper():
+            p_text = "inf"
+        elif isinstance(p_node, exp.Literal) and not p_node.is_string and float(p_node.this) >= 1:
+            p_text = str(float(p_node.this))
+        else:
+            raise ctx.error(
+                "ML.NORMALIZER's p must be a number literal >= 1 or CAST('+INF' AS FLOAT64)",
+                at=node,
+                hint="p = 0 (counting non-zero values) is not supported",
+                cls=SqlNotSupported,
+            )
+    if p_text == "inf":
+        norm = f"list_max(list_transform({v}, x -> abs(x)))"
+    elif p_text in ("2", "2.0"):
+        norm = f"sqrt(list_sum(list_transform({v}, x -> x * x)))"
+    else:
+        norm = f"pow(list_sum(list_transform({v}, x -> pow(abs(x), {p_text}))), 1.0 / {p_text})"
+    text = (
+        f"CASE WHEN {v} IS NULL THEN NULL WHEN {norm} = 0 THEN error('ML.NORMALIZER: the vector has norm 0') "
+        f"ELSE list_transform({v}, x -> x / {norm}) END"
+    )
+    return exp.Paren(this=exp.maybe_parse(text, dialect="duckdb"))
+
+
 REWRITES: dict[type[exp.Expr] | str, Callable[[Context, exp.Expr], exp.Expr]] = {
+    exp.Cast: _cast_int64,
+    exp.TryCast: _cast_int64,
+    exp.Div: _div,
+    "IEEE_DIVIDE": _ieee_divide,
+    exp.Round: _float64,
+    exp.Ceil: _float64,
+    exp.Floor: _float64,
+    exp.Trunc: _float64,
+    exp.DateFromUnixDate: _as_date,
+    exp.ArrayConcat: _array_concat,
+    exp.ArraySlice: _array_slice,
+    exp.JSONType: _json_type,
     exp.Unnest: _unnest,
     exp.Extract: _extract,
     exp.StrPosition: _instr,
@@ -185,6 +306,7 @@ REWRITES: dict[type[exp.Expr] | str, Callable[[Context, exp.Expr], exp.Expr]] = 
     exp.CountIf: _countif,
     exp.Window: _window,
     "ML.DISTANCE": _distance,
+    "ML.NORMALIZER": _normalizer,
 }
 
 
@@ -214,7 +336,10 @@ def rewrite_functions(ctx: Context, tree: exp.Expr) -> None:
             )
     for node in list(tree.find_all(exp.Expr, bfs=False))[::-1]:
         name = _ml_name(node)
-        fn = REWRITES.get(name) if name is not None else REWRITES.get(type(node))
+        if name is None and isinstance(node, exp.Anonymous):
+            fn = REWRITES.get(str(node.this).upper())
+        else:
+            fn = REWRITES.get(name) if name is not None else REWRITES.get(type(node))
         if fn is None:
             continue
         target = node.expression if name is not None else node
