@@ -196,7 +196,8 @@ CASES: list[tuple[str, object]] = [
     ("SELECT ARRAY_TO_STRING(['a', NULL, 'b'], ',') AS r", r("a,b")),
     ("SELECT ARRAY(SELECT AS STRUCT 1 AS a) AS r", r([{"a": 1}])),
     ("SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY x LIMIT 2 OFFSET 1", [{"x": 2}, {"x": 3}]),
-    ("SELECT ARRAY_AGG(x ORDER BY x DESC LIMIT 2) AS r FROM UNNEST([3, 1, 2]) AS x", Unsupported("LIMIT")),
+    ("SELECT ARRAY_AGG(x ORDER BY x DESC LIMIT 2) AS r FROM UNNEST([3, 1, 2]) AS x", r([3, 2])),
+    ("SELECT ARRAY_AGG(x LIMIT 1) AS r FROM UNNEST([7]) AS x", r([7])),
     # aggregates
     ("SELECT STRING_AGG(x, ',' ORDER BY x) AS r FROM UNNEST(['b', 'a']) AS x", r("a,b")),
     ("SELECT COUNT(*) AS r FROM UNNEST([1, 2, NULL]) AS x", r(3)),

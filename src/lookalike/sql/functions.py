@@ -282,7 +282,21 @@ def _normalizer(ctx: Context, node: exp.Expr) -> exp.Expr:
     return exp.Paren(this=exp.maybe_parse(text, dialect="duckdb"))
 
 
+def _array_agg(ctx: Context, node: exp.Expr) -> exp.Expr:
+    """ARRAY_AGG(x [ORDER BY ...] LIMIT n): DuckDB has no LIMIT there; the first n of the ordered aggregate."""
+    limit = node.this
+    if not isinstance(limit, exp.Limit):
+        return node
+    count = limit.expression
+    if not (isinstance(count, exp.Literal) and not count.is_string and str(count.this).isdigit()):
+        raise ctx.error("ARRAY_AGG(... LIMIT n) needs n as an integer literal", at=node, cls=SqlNotSupported)
+    inner = node.copy()
+    inner.set("this", limit.this.copy())
+    return exp.maybe_parse(f"list_slice({inner.sql('duckdb')}, 1, {int(count.this)})", dialect="duckdb")
+
+
 REWRITES: dict[type[exp.Expr] | str, Callable[[Context, exp.Expr], exp.Expr]] = {
+    exp.ArrayAgg: _array_agg,
     exp.Cast: _cast_int64,
     exp.TryCast: _cast_int64,
     exp.Div: _div,
