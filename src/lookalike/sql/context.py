@@ -137,6 +137,10 @@ class Context:
         schema = re.search(r"Schema with name (\S+) does not exist", first)
         if schema:
             hint = f"create it first: CREATE SCHEMA {schema.group(1)}"
+        missing_fn = re.search(r"(?:Scalar|Aggregate|Table) Function with name (\w+) does not exist", first)
+        if missing_fn:
+            message = f"function {missing_fn.group(1).upper()} is not supported by Lookalike's SQL"
+            hint = "docs/sql.md lists what runs (the conformance table); DuckDB's own functions work too"
         at = _locate(tree, first) if tree is not None else None
         return self.error(message, at=at, hint=hint)
 
