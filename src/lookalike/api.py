@@ -38,6 +38,7 @@ from lookalike.search.calibration import (
     decide,
     decide_array,
     reason,
+    uncalibrated,
     user_calibration,
 )
 from lookalike.search.diskcache import load_cached_matrix
@@ -484,6 +485,8 @@ class Dataset:
             cal = user_calibration(threshold, card.threshold)
         elif info is not None:
             cal = info.calibration
+        elif not card.calibrated:
+            cal = uncalibrated(card.name)
         else:
             cal = card_calibration(card.threshold, card.safe_threshold, note="verify without a table")
         fa, fb = self.embed([a, b], model=card.name, largest=True)

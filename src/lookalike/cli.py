@@ -304,11 +304,20 @@ def verify(
         click.echo(f"{verdict}: cosine distance {res.distance:.4f} ({res.model}{cal})")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @json_option
+@click.pass_context
 @handle_errors
-def models(as_json: bool) -> None:
-    """List the face models, their dimensions, thresholds, licences and whether they are installed."""
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the face models, their dimensions, thresholds, licences and whether they are installed.
+
+    \b
+      lookalike models                                   # the list
+      lookalike models add NAME --onnx PATH_OR_URI ...   # your own ONNX identity network
+      lookalike models remove NAME
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     cards = list_cards()
     if as_json:
         _emit_json(
@@ -328,6 +337,7 @@ def models(as_json: bool) -> None:
                     "weights": c.weights,
                     "install_hint": c.install_hint,
                     "description": c.description,
+                    "calibrated": c.calibrated,
                 }
                 for c in cards
             ]
@@ -337,7 +347,7 @@ def models(as_json: bool) -> None:
         (
             c.name + (" (default)" if c.name == DEFAULT_MODEL else ""),
             c.dim,
-            f"{c.threshold:.3f}",
+            f"{c.threshold:.3f}" if c.calibrated else "not calibrated",
             f"{c.safe_threshold:.3f}" if c.safe_threshold is not None else "",
             f"{c.lfw_accuracy * 100:.2f} %" if c.lfw_accuracy else "",
             c.licence,
@@ -350,6 +360,51 @@ def models(as_json: bool) -> None:
         "threshold: LFW FAR 0.1 %; safe: where the most look-alike population measured stays near 0.3 % false "
         "matches. Each table calibrates its own decision from its faces: see lookalike tables."
     )
+
+
+@models.command("add")
+@click.argument("name")
+@click.option("--onnx", "onnx", required=True, metavar="PATH_OR_URI", help="The ONNX identity network.")
+@click.option("--input-size", default=112, show_default=True, type=click.IntRange(16, 1024), help="Crop side.")
+@click.option("--mean", default=127.5, show_default=True, help="Subtracted from every pixel (0-255).")
+@click.option("--std", default=128.0, show_default=True, help="Then divided by this.")
+@click.option(
+    "--color-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False), default="RGB", show_default=True
+)
+@click.option("--layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False), default="NCHW", show_default=True)
+@click.option("--replace", is_flag=True, help="Replace a model of that name.")
+@handle_errors
+def models_add(
+    name: str, onnx: str, input_size: int, mean: float, std: float, color_order: str, layout: str, replace: bool
+) -> None:
+    """Add your own ONNX identity network as face model NAME (faces are found and aligned by Lookalike)."""
+    from lookalike.faces.user_models import add_model
+
+    spec = add_model(
+        name,
+        onnx,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+        color_order=color_order,
+        layout=layout,
+        replace=replace,
+    )
+    click.echo(
+        f"added model {spec.name}: {spec.dim}-d, {spec.input_size}x{spec.input_size} {spec.color_order} "
+        f"{spec.layout}, sha256 {spec.sha256[:12]}; not calibrated (same_person stays null until it is)"
+    )
+
+
+@models.command("remove")
+@click.argument("name")
+@handle_errors
+def models_remove(name: str) -> None:
+    """Remove a model you added (tables indexed with it keep their rows)."""
+    from lookalike.faces.user_models import remove_model
+
+    remove_model(name)
+    click.echo(f"removed model {name}")
 
 
 @main.command()

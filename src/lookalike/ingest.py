@@ -28,7 +28,7 @@ from lookalike.executors import get_executor
 from lookalike.faces.registry import get_card
 from lookalike.images import DEFAULT_MAX_PIXELS
 from lookalike.records import ObjectResult
-from lookalike.search.calibration import SAMPLE_FACES, Calibration, calibrate
+from lookalike.search.calibration import SAMPLE_FACES, Calibration, calibrate, uncalibrated
 from lookalike.search.vindex import faces as face_indexes
 from lookalike.storage import ObjectInfo, StorageOptions, list_objects, would_list
 
@@ -222,7 +222,10 @@ def recalibrate(dataset_path: str | Path, table: str) -> Calibration:
         if info.calibrated_version == info.version:
             return info.calibration
         card = get_card(info.model)
-        cal = calibrate(store.sample_embeddings(con, info, SAMPLE_FACES), card.threshold, card.safe_threshold)
+        if not card.calibrated:
+            cal = uncalibrated(card.name)
+        else:
+            cal = calibrate(store.sample_embeddings(con, info, SAMPLE_FACES), card.threshold, card.safe_threshold)
         store.set_calibration(con, info, cal)
         return cal
 

@@ -21,7 +21,7 @@ from lookalike.dataset.schema import check_table_name, faces_ddl, faces_table_na
 from lookalike.errors import InvalidArgument, TableNotFound
 from lookalike.faces.types import ModelCard
 from lookalike.records import ObjectResult
-from lookalike.search.calibration import Calibration, card_calibration
+from lookalike.search.calibration import Calibration, card_calibration, uncalibrated
 from lookalike.storage import ObjectInfo
 
 
@@ -88,8 +88,10 @@ def register_model(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
 
 def _table_from_row(row: tuple) -> TableInfo:
     cal = Calibration.from_json(row[6])
-    if cal is None:
-        card = json.loads(row[7]) if row[7] else {}
+    card = json.loads(row[7]) if row[7] else {}
+    if card.get("calibrated") is False:
+        cal = uncalibrated(str(row[1]))
+    elif cal is None:
         cal = card_calibration(float(row[5]), card.get("safe_threshold"), note="not calibrated yet")
     return TableInfo(
         name=row[0],

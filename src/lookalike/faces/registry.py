@@ -48,12 +48,33 @@ def _ensure_builtin() -> None:
     from lookalike.faces import models  # noqa: F401
 
 
+def builtin_names() -> set[str]:
+    _ensure_builtin()
+    from lookalike.faces import user_models
+
+    return {n for n in _CARDS if n not in user_models._REGISTERED} | set(_ALIASES)
+
+
+def unregister(name: str) -> None:
+    """Forget a (user) model in this process."""
+    with _LOCK:
+        _CARDS.pop(name, None)
+        _FACTORIES.pop(name, None)
+        _LOADED.pop(name, None)
+
+
 def resolve_name(name: str | None) -> str:
-    """Canonical model name for ``name`` (``None`` or ``'default'`` give :data:`DEFAULT_MODEL`)."""
+    """Canonical model name for ``name`` (``None`` or ``'default'`` give :data:`DEFAULT_MODEL`); models users
+    added (:mod:`lookalike.faces.user_models`) are found too."""
     _ensure_builtin()
     if name is None or name.lower() == "default":
         return DEFAULT_MODEL
     key = _ALIASES.get(name, name)
+    if key not in _CARDS:
+        from lookalike.faces.user_models import register_user_models
+
+        register_user_models()
+        key = _ALIASES.get(name, name.lower() if name.lower() in _CARDS else name)
     if key not in _CARDS:
         raise UnknownModel(
             f"unknown face model {name!r}",
@@ -68,6 +89,9 @@ def get_card(name: str | None = None) -> ModelCard:
 
 def list_cards() -> list[ModelCard]:
     _ensure_builtin()
+    from lookalike.faces.user_models import register_user_models
+
+    register_user_models()
     return [_CARDS[k] for k in sorted(_CARDS, key=lambda n: (n != DEFAULT_MODEL, n))]
 
 

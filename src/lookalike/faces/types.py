@@ -54,6 +54,8 @@ class ModelCard:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     aliases: tuple[str, ...] = field(default=())
+    #: False for a model nobody has calibrated (a user's ONNX file): ``same_person`` is then null.
+    calibrated: bool = True
 
 
 class Detector(Protocol):

@@ -35,7 +35,7 @@ import numpy as np
 
 from lookalike.search.distances import Distance, threshold_for
 
-CalibrationMethod = Literal["dataset", "card", "user"]
+CalibrationMethod = Literal["dataset", "card", "user", "uncalibrated"]
 
 #: Different-person distances of any population measured sit well above this (cosine distance); the mode of the
 #: different-person distribution is looked for above it.
@@ -93,8 +93,21 @@ class Calibration:
             return f"dataset: {self.threshold:.3f} from {self.pairs:,} pairs of {self.faces:,} faces"
         if self.method == "user":
             return f"user: {self.threshold:.3f}"
+        if self.method == "uncalibrated":
+            return "not calibrated: same_person is null (pass a threshold)"
         band = f", uncertain up to {self.uncertain_above:.3f}" if self.uncertain_above > self.threshold else ""
         return f"card: {self.threshold:.3f}{band}"
+
+
+def uncalibrated(model: str) -> Calibration:
+    """The decision for a model nobody calibrated: every distance uncertain (``same_person`` null)."""
+    return Calibration(
+        method="uncalibrated",
+        threshold=-1.0,
+        uncertain_above=4.0,
+        card_threshold=1.0,
+        note=f"model {model} is not calibrated",
+    )
 
 
 def card_calibration(card_threshold: float, safe_threshold: float | None, note: str = "") -> Calibration:
@@ -200,6 +213,8 @@ def decide_array(distances: np.ndarray, cal: Calibration, distance: Distance = "
 
 def reason(cal: Calibration) -> str:
     """Why a distance between ``threshold`` and ``uncertain_above`` is uncertain under ``cal``."""
+    if cal.method == "uncalibrated":
+        return f"{cal.note}: no distance is known to mean the same person; pass a threshold to decide"
     if cal.method == "dataset":
         return (
             f"above this table's calibrated threshold {cal.threshold:.3f} but within the model card's "

@@ -99,20 +99,24 @@ def create_model(ctx: Context, parsed: ParsedStatement) -> Outcome:
             hint="create a remote model: " + local_models(),
         )
     options = {key: (node, offset) for key, node, offset in create_options(stmt, tree)}
-    if "model_type" in options:
+    model_type = constant(stmt, options["model_type"][0], "MODEL_TYPE") if "model_type" in options else None
+    if isinstance(model_type, str) and model_type.upper() == "ONNX":
+        endpoint, model = _import_onnx(ctx, name, options)
+    elif model_type is not None:
         raise ctx.error(
-            "training models (OPTIONS(model_type = ...)) is not supported",
+            f"training models (OPTIONS(model_type = {model_type!r})) is not supported",
             at=options["model_type"][1],
             cls=SqlNotSupported,
-            hint="create a remote model: " + local_models(),
+            hint="import an ONNX identity network (MODEL_TYPE = 'ONNX', MODEL_PATH = ...), or " + local_models(),
         )
-    if "endpoint" not in options:
-        raise ctx.error("CREATE MODEL needs OPTIONS(ENDPOINT = '...')", at=tree.this, hint="use " + local_models())
-    endpoint_node, endpoint_at = options["endpoint"]
-    endpoint = constant(stmt, endpoint_node, "ENDPOINT")
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ctx.error("ENDPOINT must be a model name string", at=endpoint_at, hint="use " + local_models())
-    model = resolve_endpoint(ctx, endpoint.strip(), endpoint_at)
+    else:
+        if "endpoint" not in options:
+            raise ctx.error("CREATE MODEL needs OPTIONS(ENDPOINT = '...')", at=tree.this, hint="use " + local_models())
+        endpoint_node, endpoint_at = options["endpoint"]
+        endpoint = constant(stmt, endpoint_node, "ENDPOINT")
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ctx.error("ENDPOINT must be a model name string", at=endpoint_at, hint="use " + local_models())
+        model = resolve_endpoint(ctx, endpoint.strip(), endpoint_at)
     connection = None
     props = tree.args.get("properties")
     for prop in props.expressions if props else []:
@@ -135,6 +139,40 @@ def create_model(ctx: Context, parsed: ParsedStatement) -> Outcome:
         ctx.notice(f"face model {model!r} is not installed yet; see 'lookalike models' for how to install it")
     verb = "replaced" if existing is not None else "created"
     return Outcome(None, f"{verb} model {name.display} (face model {model})")
+
+
+_ONNX_OPTIONS = ("model_type", "model_path", "input_size", "mean", "std", "color_order", "layout")
+
+
+def _import_onnx(ctx: Context, name: Name, options: dict[str, tuple[exp.Expr, int]]) -> tuple[str, str]:
+    """``MODEL_TYPE = 'ONNX'``: register the file at MODEL_PATH as a user face model (its name: the SQL model's)."""
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.user_models import add_model
+
+    stmt = ctx.statement
+    unknown = sorted(set(options) - set(_ONNX_OPTIONS))
+    if unknown:
+        raise ctx.error(
+            f"unknown option {unknown[0].upper()} for an ONNX model",
+            at=options[unknown[0]][1],
+            hint="options: " + ", ".join(o.upper() for o in _ONNX_OPTIONS),
+        )
+    if "model_path" not in options:
+        raise ctx.error("MODEL_TYPE = 'ONNX' needs MODEL_PATH = 'path or gs://... URI of the .onnx file'")
+    values = {k: constant(stmt, node, k.upper()) for k, (node, _) in options.items()}
+    path = values["model_path"]
+    if not isinstance(path, str) or not path:
+        raise ctx.error("MODEL_PATH must be a string", at=options["model_path"][1])
+    model = f"{name.schema}.{name.name}".lower() if name.schema.lower() != "main" else name.name.lower()
+    kwargs: dict[str, object] = {}
+    for key in ("input_size", "mean", "std", "color_order", "layout"):
+        if key in values:
+            kwargs[key] = values[key]
+    try:
+        add_model(model, path, replace=True, storage_options=ctx.storage_options, **kwargs)  # type: ignore[arg-type]
+    except LookalikeError as err:
+        raise ctx.error(err.message, at=options["model_path"][1], hint=err.hint) from None
+    return f"onnx:{path}", model
 
 
 @statement("drop_model")

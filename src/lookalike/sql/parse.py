@@ -54,6 +54,7 @@ _ALTER_VECTOR_INDEX = re.compile(
     rf"^\s*ALTER\s+VECTOR\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s+ON\s+(?P<table>{_NAME})\s+REBUILD\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+_CREATE_MODEL = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?MODEL\b", re.IGNORECASE)
 _DROP_EXTERNAL_TABLE = re.compile(
     rf"^\s*DROP\s+EXTERNAL\s+TABLE\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -250,6 +251,9 @@ def parse_statement(stmt: Statement) -> ParsedStatement:
         connection = _name_text(match.group("conn"))
         a, b = match.span("clause")
         text = text[:a] + re.sub(r"[^\n]", " ", text[a:b]) + text[b:]
+    if _CREATE_MODEL.match(text):
+        # sqlglot reads LAYOUT as one of its own (ClickHouse) properties: quote the option name
+        text = re.sub(r"(?i)(?<![`\w])(LAYOUT)(\s*=)", r"`\1`\2", text)
     tree = _sqlglot_parse(stmt, text)
     form = _form_of(stmt, tree)
     return ParsedStatement(statement=stmt, form=form, tree=tree, connection=connection)

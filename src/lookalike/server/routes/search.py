@@ -80,7 +80,10 @@ class SearchRow(BaseModel):
 class Calibration(BaseModel):
     """The same-person decision in force (see lookalike.search.calibration)."""
 
-    method: str = Field(description="dataset (from the table's own faces), card (the model's fallback) or user.")
+    method: str = Field(
+        description="dataset (from the table's own faces), card (the model's fallback), user, or uncalibrated "
+        "(a model nobody calibrated: same_person is null)."
+    )
     threshold: float = Field(description="Cosine distance at or below which a row is the same person.")
     uncertain_above: float = Field(description="Rows above threshold and up to this are uncertain (null).")
     card_threshold: float

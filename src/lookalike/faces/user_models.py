@@ -1,0 +1,295 @@
+"""Face models users bring: an ONNX identity network, registered by name like the built-in ones.
+
+``lookalike models add NAME --onnx PATH_OR_URI`` (or ``add_model``) copies the file into the model folder
+(``$LOOKALIKE_CONFIG_DIR/models``, default ``~/.config/lookalike/models``) under its SHA-256, reads its input
+and output shapes, and records it with its preprocessing in ``models.json`` there. Every process (index workers,
+the server) finds it by name. Detection and the 5-point alignment are Lookalike's (MTCNN, the ArcFace template
+scaled to ``input_size``); the crop is then ``(pixel - mean) / std`` in ``color_order`` and ``layout``.
+
+Until a model is calibrated its card says so, and ``same_person`` is null for its faces, not a guess. The stored
+copy is checked against its SHA-256 when it loads: a changed file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import InvalidArgument, ModelError
+from lookalike.faces.types import FaceModel, ModelCard
+
+_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+_LOCK = threading.Lock()
+
+
+def config_dir() -> Path:
+    explicit = os.environ.get("LOOKALIKE_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "lookalike"
+
+
+def _index_path() -> Path:
+    return config_dir() / "models.json"
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxSpec:
+    name: str
+    source: str
+    sha256: str
+    dim: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    color_order: str  # RGB | BGR
+    layout: str  # NCHW | NHWC
+    batch: int | None  # fixed batch size of the graph, or None when dynamic
+
+    @property
+    def path(self) -> Path:
+        return config_dir() / "models" / f"{self.sha256}.onnx"
+
+    def card(self) -> ModelCard:
+        return ModelCard(
+            name=self.name,
+            dim=self.dim,
+            input_size=(self.input_size, self.input_size),
+            detector="MTCNN (Lookalike's) + 5-point ArcFace alignment",
+            licence="user-supplied",
+            weights=f"user ONNX from {self.source} (sha256 {self.sha256[:12]})",
+            threshold=1.0,
+            threshold_note="not calibrated: same_person is null until it is",
+            description=f"user model: {self.input_size}x{self.input_size} {self.color_order} {self.layout}, "
+            f"(x - {self.mean[0]:g}) / {self.std[0]:g}",
+            calibrated=False,
+        )
+
+
+def _load_index() -> dict[str, dict[str, Any]]:
+    path = _index_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read the user model list {path}: {err}", hint="fix or delete the file") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _save_index(data: dict[str, dict[str, Any]]) -> None:
+    path = _index_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def user_specs() -> list[OnnxSpec]:
+    out = []
+    for name, d in sorted(_load_index().items()):
+        out.append(
+            OnnxSpec(
+                name=name,
+                source=str(d["source"]),
+                sha256=str(d["sha256"]),
+                dim=int(d["dim"]),
+                input_size=int(d["input_size"]),
+                mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
+                std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
+                color_order=str(d["color_order"]),
+                layout=str(d["layout"]),
+                batch=d.get("batch"),
+            )
+        )
+    return out
+
+
+def _triple(value: float | tuple[float, ...] | list[float], what: str) -> tuple[float, float, float]:
+    vals = [float(value)] * 3 if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(vals) != 3:
+        raise InvalidArgument(f"{what} takes one number or three (one per channel), got {len(vals)}")
+    if what == "STD" and any(v == 0 for v in vals):
+        raise InvalidArgument("STD must not be 0")
+    return (vals[0], vals[1], vals[2])
+
+
+def add_model(
+    name: str,
+    onnx: str,
+    *,
+    input_size: int = 112,
+    mean: float | tuple[float, ...] = 127.5,
+    std: float | tuple[float, ...] = 128.0,
+    color_order: str = "RGB",
+    layout: str = "NCHW",
+    replace: bool = False,
+    storage_options: Any = None,
+) -> OnnxSpec:
+    """Register the ONNX identity network at ``onnx`` (a path or URI) as face model ``name``."""
+    from lookalike.faces.registry import builtin_names
+    from lookalike.storage import read_object
+
+    name = name.strip().lower()
+    if not _NAME.match(name):
+        raise InvalidArgument(
+            f"invalid model name {name!r}", hint="letters, digits, '_', '-' and '.', starting with a letter"
+        )
+    if name in builtin_names():
+        raise InvalidArgument(f"{name!r} is a built-in model", hint="choose another name")
+    color_order, layout = color_order.upper(), layout.upper()
+    if color_order not in ("RGB", "BGR"):
+        raise InvalidArgument(f"COLOR_ORDER must be 'RGB' or 'BGR', got {color_order!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise InvalidArgument(f"LAYOUT must be 'NCHW' or 'NHWC', got {layout!r}")
+    if not 16 <= int(input_size) <= 1024:
+        raise InvalidArgument(f"INPUT_SIZE must be between 16 and 1024, got {input_size}")
+    data = read_object(onnx, options=storage_options)
+    sha = hashlib.sha256(data).hexdigest()
+    dim, batch = _inspect(data, int(input_size), layout, onnx)
+    with _LOCK:
+        index = _load_index()
+        if name in index and not replace:
+            raise InvalidArgument(f"model {name!r} already exists", hint="remove it first, or pass replace")
+        target = config_dir() / "models" / f"{sha}.onnx"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file():
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        index[name] = {
+            "source": onnx,
+            "sha256": sha,
+            "dim": dim,
+            "input_size": int(input_size),
+            "mean": list(_triple(mean, "MEAN")),
+            "std": list(_triple(std, "STD")),
+            "color_order": color_order,
+            "layout": layout,
+            "batch": batch,
+        }
+        _save_index(index)
+    register_user_models(force=True)
+    return next(s for s in user_specs() if s.name == name)
+
+
+def remove_model(name: str) -> None:
+    with _LOCK:
+        index = _load_index()
+        if name.lower() not in index:
+            raise InvalidArgument(f"no user model {name!r}", hint="lookalike models lists them")
+        del index[name.lower()]
+        _save_index(index)
+    from lookalike.faces.registry import unregister
+
+    unregister(name.lower())
+
+
+def _inspect(data: bytes, size: int, layout: str, source: str) -> tuple[int, int | None]:
+    """(embedding dimension, fixed batch size or None) of an ONNX network, by running a blank crop through it."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ModelError(f"{source} is not an ONNX model onnxruntime can load: {err}") from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(f"{source} has {len(inputs)} inputs; an identity network takes one image batch")
+    shape = inputs[0].shape
+    batch = shape[0] if shape and isinstance(shape[0], int) else None
+    blank = np.zeros((batch or 1, 3, size, size) if layout == "NCHW" else (batch or 1, size, size, 3), np.float32)
+    try:
+        out = session.run(None, {inputs[0].name: blank})[0]
+    except Exception as err:
+        raise ModelError(
+            f"{source} does not take a {layout} {size}x{size} crop: {err}",
+            hint="set INPUT_SIZE and LAYOUT to what the network expects",
+        ) from None
+    return int(np.asarray(out).reshape(out.shape[0], -1).shape[1]), batch
+
+
+_REGISTERED: set[str] = set()
+
+
+def register_user_models(*, force: bool = False) -> None:
+    """Register every user model with the registry (once per process, or again with ``force``)."""
+    from lookalike.faces.registry import register
+
+    with _LOCK:
+        specs = user_specs()
+        for spec in specs:
+            if spec.name in _REGISTERED and not force:
+                continue
+            register(spec.card())(_factory(spec))
+            _REGISTERED.add(spec.name)
+
+
+def _factory(spec: OnnxSpec) -> Callable[[ModelCard], FaceModel]:
+    def build(card: ModelCard) -> FaceModel:
+        return OnnxModel(card, spec)
+
+    return build
+
+
+class OnnxModel:
+    """A user's ONNX identity network behind Lookalike's detection and alignment."""
+
+    batch_size = 32
+
+    def __init__(self, card: ModelCard, spec: OnnxSpec) -> None:
+        import onnxruntime  # noqa: F401  (fail here, clearly, if missing)
+
+        from lookalike.faces.detectors import get_detector
+        from lookalike.faces.runtime import ort_session
+
+        self.card = card
+        self.spec = spec
+        data = spec.path.read_bytes() if spec.path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != spec.sha256:
+            raise ModelError(
+                f"the file of model {spec.name!r} ({spec.path}) is missing or changed since it was added",
+                hint=f"add it again: lookalike models add {spec.name} --onnx {spec.source} --replace",
+            )
+        self.detector = get_detector()
+        self._session = ort_session(spec.path, None)
+        self._input = self._session.get_inputs()[0].name
+        self._mean = np.asarray(spec.mean, np.float32)
+        self._std = np.asarray(spec.std, np.float32)
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        return self.detector.detect(image)
+
+    def embed(self, items: list[tuple[np.ndarray, Any]]) -> np.ndarray:
+        from lookalike.faces.align import align_items
+        from lookalike.faces.fpmode import flush_denormals
+        from lookalike.faces.models import l2_normalize
+
+        if not items:
+            return np.empty((0, self.card.dim), np.float32)
+        with flush_denormals():
+            chunks = [self._forward(align_items(items[i : i + self.batch_size], self.spec.input_size))
+                      for i in range(0, len(items), self.batch_size)]  # fmt: skip
+        return l2_normalize(np.concatenate(chunks))
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        x = crops.astype(np.float32)
+        if self.spec.color_order == "BGR":
+            x = x[..., ::-1]
+        x = (x - self._mean) / self._std
+        if self.spec.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        x = np.ascontiguousarray(x)
+        step = self.spec.batch or len(x)
+        out = [self._session.run(None, {self._input: x[i : i + step]})[0] for i in range(0, len(x), step)]
+        return np.concatenate(out).reshape(len(x), -1)
