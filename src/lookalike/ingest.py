@@ -219,9 +219,12 @@ def recalibrate(dataset_path: str | Path, table: str) -> Calibration:
     """
     with connect(dataset_path) as con:
         info = store.get_table(con, table)
-        if info.calibrated_version == info.version:
-            return info.calibration
         card = get_card(info.model)
+        newly_calibrated = card.calibrated and info.calibration.method == "uncalibrated"  # models calibrate ran
+        if info.calibrated_version == info.version and not newly_calibrated:
+            return info.calibration
+        if newly_calibrated:
+            store.register_model(con, card)
         if not card.calibrated:
             cal = uncalibrated(card.name)
         else:

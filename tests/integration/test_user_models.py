@@ -135,3 +135,40 @@ def test_small_networks_layouts_and_bad_files(tmp_path: Path, config_dir: Path) 
     result = CliRunner().invoke(cli_main, ["models", "remove", "tiny"])
     assert result.exit_code == 0 and "removed model tiny" in result.output
     assert CliRunner().invoke(cli_main, ["models", "remove", "tiny"]).exit_code == 1
+
+
+def test_models_calibrate_from_pairs(tmp_path: Path) -> None:
+    """A user model gets a same-person threshold from LFW-style pairs; tables then decide with it."""
+    people = sorted(p.name for p in (DATA / "gallery").iterdir())
+    lines = ["10 300"]  # LFW's header line is skipped
+    lines += [f"{p}\t{a}\t{b}" for p in people for a, b in ((1, 2), (1, 3), (2, 3))]
+    lines += [
+        f"{p}\t{i}\t{q}\t{j}" for x, p in enumerate(people) for q in people[x + 1 :] for i in (1, 2) for j in (1, 3)
+    ]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    assert (
+        CliRunner().invoke(cli_main, ["models", "add", "cal-fr", "--onnx", str(FR_FEATURE), "--mean", "127"]).exit_code
+        == 0
+    )
+    ds = lookalike.open(tmp_path / "c.duckdb")
+    ds.index(str(DATA / "gallery"), table="t", model="cal-fr")
+    assert all(h.same_person is None for h in ds.search(QUERY, table="t", top_k=2).hits)
+    result = CliRunner().invoke(
+        cli_main, ["models", "calibrate", "cal-fr", "--pairs", str(pairs), "--images", str(DATA / "gallery")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "FAR 0.1 %" in result.output
+    card = get_card("cal-fr")
+    assert card.calibrated and 0.3 < card.threshold < 0.9
+    ds.index(str(DATA / "gallery"), table="t")  # the next index run takes the calibration
+    hits = ds.search(QUERY, table="t", top_k=2).hits
+    assert hits[0].same_person is True
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a b\n")
+    assert (
+        CliRunner()
+        .invoke(cli_main, ["models", "calibrate", "cal-fr", "--pairs", str(bad), "--images", str(DATA)])
+        .exit_code
+        == 1
+    )

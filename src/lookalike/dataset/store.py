@@ -89,7 +89,7 @@ def register_model(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
 def _table_from_row(row: tuple) -> TableInfo:
     cal = Calibration.from_json(row[6])
     card = json.loads(row[7]) if row[7] else {}
-    if card.get("calibrated") is False:
+    if cal is None and card.get("calibrated") is False:
         cal = uncalibrated(str(row[1]))
     elif cal is None:
         cal = card_calibration(float(row[5]), card.get("safe_threshold"), note="not calibrated yet")

@@ -55,6 +55,8 @@ class OnnxSpec:
     color_order: str  # RGB | BGR
     layout: str  # NCHW | NHWC
     batch: int | None  # fixed batch size of the graph, or None when dynamic
+    threshold: float | None = None  # cosine distance at LFW-style FAR 0.1 %, once calibrated
+    calibration_note: str = ""
 
     @property
     def path(self) -> Path:
@@ -68,11 +70,11 @@ class OnnxSpec:
             detector="MTCNN (Lookalike's) + 5-point ArcFace alignment",
             licence="user-supplied",
             weights=f"user ONNX from {self.source} (sha256 {self.sha256[:12]})",
-            threshold=1.0,
-            threshold_note="not calibrated: same_person is null until it is",
+            threshold=self.threshold if self.threshold is not None else 1.0,
+            threshold_note=self.calibration_note or "not calibrated: same_person is null until it is",
             description=f"user model: {self.input_size}x{self.input_size} {self.color_order} {self.layout}, "
             f"(x - {self.mean[0]:g}) / {self.std[0]:g}",
-            calibrated=False,
+            calibrated=self.threshold is not None,
         )
 
 
@@ -110,6 +112,8 @@ def user_specs() -> list[OnnxSpec]:
                 color_order=str(d["color_order"]),
                 layout=str(d["layout"]),
                 batch=d.get("batch"),
+                threshold=d.get("threshold"),
+                calibration_note=str(d.get("calibration_note") or ""),
             )
         )
     return out
@@ -181,6 +185,99 @@ def add_model(
         _save_index(index)
     register_user_models(force=True)
     return next(s for s in user_specs() if s.name == name)
+
+
+@dataclass(frozen=True, slots=True)
+class PairsCalibration:
+    threshold: float  # cosine distance where 0.1 % of the different-person pairs pass
+    tar: float  # share of same-person pairs at or under it
+    best_threshold: float  # the accuracy-optimal one
+    best_accuracy: float
+    pairs: int
+    skipped: int  # pairs with a photo where no face was found
+
+
+def read_pairs(path: Path) -> list[tuple[str, str, bool]]:
+    """LFW-style pairs: ``name n1 n2`` (same person) or ``name1 n1 name2 n2`` (different); a first line of one or
+    two numbers (LFW's header) is skipped. Images are ``name/name_NNNN.jpg``."""
+
+    def image(person: str, n: str) -> str:
+        return f"{person}/{person}_{int(n):04d}.jpg"
+
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts or (number == 1 and all(p.isdigit() for p in parts)):
+            continue
+        if len(parts) == 3:
+            out.append((image(parts[0], parts[1]), image(parts[0], parts[2]), True))
+        elif len(parts) == 4:
+            out.append((image(parts[0], parts[1]), image(parts[2], parts[3]), False))
+        else:
+            raise InvalidArgument(f"{path}:{number}: expected 'name n1 n2' or 'name1 n1 name2 n2', got {line!r}")
+    return out
+
+
+def calibrate_model(name: str, pairs_file: str, images: str) -> PairsCalibration:
+    """Embed both photos of every pair with model ``name`` and store the threshold at FAR 0.1 % in its card."""
+    from lookalike.api import Dataset
+
+    spec = next((s for s in user_specs() if s.name == name.lower()), None)
+    if spec is None:
+        raise InvalidArgument(f"no user model {name!r}", hint="built-in models are calibrated already")
+    pairs = read_pairs(Path(pairs_file))
+    same = [p for p in pairs if p[2]]
+    diff = [p for p in pairs if not p[2]]
+    if len(same) < 10 or len(diff) < 100:
+        raise InvalidArgument(
+            f"{pairs_file} has {len(same)} same-person and {len(diff)} different-person pairs",
+            hint="calibrating needs at least 10 and 100 (LFW's pairs.txt has 3,000 of each)",
+        )
+    root = Path(images)
+    names = sorted({n for a, b, _ in pairs for n in (a, b)})
+    ds = Dataset(None)
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(names), 64):
+        chunk = names[start : start + 64]
+        found = ds.embed([str(root / n) for n in chunk], model=spec.name, largest=True)
+        for n, faces in zip(chunk, found, strict=True):
+            if faces:
+                vectors[n] = faces[0].embedding
+    dist, label = [], []
+    for a, b, is_same in pairs:
+        if a in vectors and b in vectors:
+            dist.append(1.0 - float(np.dot(vectors[a], vectors[b])))
+            label.append(is_same)
+    d, y = np.asarray(dist), np.asarray(label, bool)
+    impostors = np.sort(d[~y])
+    threshold = float(impostors[max(0, int(np.floor(0.001 * impostors.size)) - 1)]) if impostors.size else 0.0
+    threshold = min(threshold, float(impostors[0]) - 1e-6) if impostors.size < 1000 else threshold
+    candidates = np.unique(d)
+    accuracy = [float(np.mean((d <= t) == y)) for t in candidates]
+    best = int(np.argmax(accuracy))
+    result = PairsCalibration(
+        threshold=round(threshold, 4),
+        tar=float(np.mean(d[y] <= threshold)) if y.any() else 0.0,
+        best_threshold=round(float(candidates[best]), 4),
+        best_accuracy=accuracy[best],
+        pairs=int(d.size),
+        skipped=len(pairs) - int(d.size),
+    )
+    note = (
+        f"FAR 0.1 % on {result.pairs} pairs of {pairs_file}: TAR {100 * result.tar:.2f} %; accuracy-optimal "
+        f"{result.best_threshold:.4f} ({100 * result.best_accuracy:.2f} %)"
+    )
+    with _LOCK:
+        index = _load_index()
+        index[spec.name]["threshold"] = result.threshold
+        index[spec.name]["calibration_note"] = note
+        _save_index(index)
+    register_user_models(force=True)
+    from lookalike.faces.registry import unregister
+
+    unregister(spec.name)  # the next get_card / get_model reads the calibrated card
+    _REGISTERED.discard(spec.name)
+    return result
 
 
 def remove_model(name: str) -> None:
