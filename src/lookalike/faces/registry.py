@@ -36,6 +36,7 @@ def register(card: ModelCard) -> Callable[[Factory], Factory]:
     def deco(factory: Factory) -> Factory:
         _CARDS[card.name] = card
         _FACTORIES[card.name] = factory
+        _LOADED.pop(card.name, None)  # a model built from an earlier card of that name is stale
         for alias in card.aliases:
             _ALIASES[alias] = card.name
         return factory

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import InvalidArgument, ModelError
+from lookalike.faces.models import _Pipeline
 from lookalike.faces.types import FaceModel, ModelCard
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
@@ -272,11 +273,7 @@ def calibrate_model(name: str, pairs_file: str, images: str) -> PairsCalibration
         index[spec.name]["threshold"] = result.threshold
         index[spec.name]["calibration_note"] = note
         _save_index(index)
-    register_user_models(force=True)
-    from lookalike.faces.registry import unregister
-
-    unregister(spec.name)  # the next get_card / get_model reads the calibrated card
-    _REGISTERED.discard(spec.name)
+    register_user_models(force=True)  # re-registering drops the model loaded with the old card
     return result
 
 
@@ -339,18 +336,13 @@ def _factory(spec: OnnxSpec) -> Callable[[ModelCard], FaceModel]:
     return build
 
 
-class OnnxModel:
-    """A user's ONNX identity network behind Lookalike's detection and alignment."""
-
-    batch_size = 32
+class OnnxModel(_Pipeline):
+    """A user's ONNX identity network behind Lookalike's detection, alignment and batching."""
 
     def __init__(self, card: ModelCard, spec: OnnxSpec) -> None:
-        import onnxruntime  # noqa: F401  (fail here, clearly, if missing)
-
-        from lookalike.faces.detectors import get_detector
         from lookalike.faces.runtime import ort_session
 
-        self.card = card
+        super().__init__(card)
         self.spec = spec
         data = spec.path.read_bytes() if spec.path.is_file() else b""
         if hashlib.sha256(data).hexdigest() != spec.sha256:
@@ -358,26 +350,10 @@ class OnnxModel:
                 f"the file of model {spec.name!r} ({spec.path}) is missing or changed since it was added",
                 hint=f"add it again: lookalike models add {spec.name} --onnx {spec.source} --replace",
             )
-        self.detector = get_detector()
         self._session = ort_session(spec.path, None)
         self._input = self._session.get_inputs()[0].name
         self._mean = np.asarray(spec.mean, np.float32)
         self._std = np.asarray(spec.std, np.float32)
-
-    def detect(self, image: np.ndarray) -> list[Any]:
-        return self.detector.detect(image)
-
-    def embed(self, items: list[tuple[np.ndarray, Any]]) -> np.ndarray:
-        from lookalike.faces.align import align_items
-        from lookalike.faces.fpmode import flush_denormals
-        from lookalike.faces.models import l2_normalize
-
-        if not items:
-            return np.empty((0, self.card.dim), np.float32)
-        with flush_denormals():
-            chunks = [self._forward(align_items(items[i : i + self.batch_size], self.spec.input_size))
-                      for i in range(0, len(items), self.batch_size)]  # fmt: skip
-        return l2_normalize(np.concatenate(chunks))
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         x = crops.astype(np.float32)

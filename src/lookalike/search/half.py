@@ -32,6 +32,18 @@ class HalfVectors:
             self.index.add(np.ascontiguousarray(matrix[start : start + _BLOCK], dtype=np.float32))
         codes = faiss.rev_swig_ptr(self.index.codes.data(), n * d * 2) if n else np.zeros(0, np.uint8)
         self.array: np.ndarray = np.asarray(codes).view(np.float16).reshape(n, d)
+        self._l2: Any = None
+
+    def _l2_index(self) -> Any:
+        """An L2 view of the same codes, made once (on the first euclidean search: it copies the codes)."""
+        if self._l2 is None:
+            faiss = load_faiss()
+            l2: Any = faiss.IndexScalarQuantizer(self.array.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
+            l2.codes = self.index.codes
+            l2.ntotal = self.array.shape[0]
+            l2.is_trained = True
+            self._l2 = l2
+        return self._l2
 
     def top_k(self, queries: np.ndarray, k: int, distance: Distance) -> tuple[np.ndarray, np.ndarray]:
         """Like :func:`lookalike.search.exact.top_k`, over the float16 rows."""
@@ -41,12 +53,7 @@ class HalfVectors:
         if n == 0 or queries.shape[0] == 0:
             return np.zeros((queries.shape[0], 0), np.int64), np.zeros((queries.shape[0], 0), np.float32)
         if distance == "euclidean":  # rank by the L2 distance itself (rows are not exactly unit length)
-            faiss = load_faiss()
-            l2: Any = faiss.IndexScalarQuantizer(self.array.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
-            l2.codes = self.index.codes
-            l2.ntotal = n
-            l2.is_trained = True
-            d2, idx = l2.search(queries, k)
+            d2, idx = self._l2_index().search(queries, k)
             return idx.astype(np.int64), np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
         sim, idx = self.index.search(queries, k)
         q_sq = np.einsum("ij,ij->i", queries, queries)

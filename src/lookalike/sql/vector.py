@@ -38,7 +38,7 @@ from lookalike.search.exact import top_k as exact_top_k
 from lookalike.search.vindex import manage
 from lookalike.search.vindex.files import IndexFileError
 from lookalike.search.vindex.ids import content_ids
-from lookalike.search.vindex.searcher import IndexUsage, search_rows, serves, unused
+from lookalike.search.vindex.searcher import IndexUsage, search_rows, unused
 from lookalike.search.vindex.spec import DISTANCE_TYPES, OPTION_HELP, SearchKnobs, parse_index_options
 from lookalike.sql.context import Context, Outcome
 from lookalike.sql.names import Name, name_of, relations
@@ -64,8 +64,7 @@ def index_on(ctx: Context, table: Name, column: str) -> IndexRecord | None:
 def forget_table(ctx: Context, key: str) -> None:
     """Remove the indexes (catalog rows and files) of a table that was dropped or replaced."""
     for rec in vindexes.list_indexes(ctx.con, key):
-        vindexes.delete(ctx.con, key, rec.name)
-        manage.finish(ctx.dataset_path, None, key, rec.name)
+        manage.drop(ctx.con, ctx.dataset_path, rec)
 
 
 # ---------------------------------------------------------------------------------------------- VECTOR_SEARCH
@@ -190,45 +189,17 @@ def _search(
     knobs: SearchKnobs,
 ) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
     """Top-k rows through the index when it can serve this search (else exactly), and how it was used."""
-    usage = _usable(ctx, rec, base_mat, distance, knobs)
-    if usage.mode == "UNUSED" or rec is None:
+    loaded, usage = manage.choose(ctx.dataset_path, rec, int(base_mat.shape[1]), distance, knobs)
+    if loaded is None or rec is None:
+        if usage.reasons and usage.reasons[0][0] == "INDEX_FILE_ERROR":
+            ctx.notice(usage.reasons[0][1])
         idx, dists = exact_top_k(base_mat, query_mat, k, distance)
         return idx, dists, usage
     ids = _row_ids(rec, base, base_rows, raw_base)
     if ids is None:
         idx, dists = exact_top_k(base_mat, query_mat, k, distance)
         return idx, dists, unused("INDEX_ID_COLUMN_MISSING", f"the base rows lack column {rec.id_column}", rec.name)
-    loaded = manage.load(ctx.dataset_path, rec)
     return search_rows(loaded, base_mat, ids, query_mat, k, distance, knobs)
-
-
-def _usable(
-    ctx: Context, rec: IndexRecord | None, base_mat: np.ndarray, distance: Any, knobs: SearchKnobs
-) -> IndexUsage:
-    if rec is None:
-        return unused("NO_INDEX", "no vector index on the searched table and column")
-    if knobs.use_brute_force:
-        return unused("INDEX_SUPPRESSED_BY_FUNCTION_OPTION", "use_brute_force is set", rec.name)
-    b = rec.build
-    if not b:
-        return unused("INDEX_NOT_BUILT", f"index {rec.name} is not built: ALTER VECTOR INDEX ... REBUILD", rec.name)
-    if b.get("too_small"):
-        return unused("BASE_TABLE_TOO_SMALL", f"the table had no vectors when {rec.name} was built", rec.name)
-    if int(b["dim"]) != int(base_mat.shape[1]):
-        return unused(
-            "INDEX_DIMENSION_MISMATCH",
-            f"index {rec.name} holds {b['dim']}-d vectors, the base {base_mat.shape[1]}-d: rebuild it",
-            rec.name,
-        )
-    try:
-        loaded = manage.load(ctx.dataset_path, rec)
-    except IndexFileError as err:
-        ctx.notice(f"{err.message}; searched exactly (rebuild the index)")
-        return unused("INDEX_FILE_ERROR", err.message, rec.name)
-    why = serves(loaded, distance)
-    if why is not None:
-        return unused("DISTANCE_TYPE_NOT_SERVED", why, rec.name)
-    return IndexUsage("FULLY_USED", rec.name)
 
 
 def _row_ids(rec: IndexRecord, table: pa.Table, rows: np.ndarray, matrix: np.ndarray) -> np.ndarray | None:
@@ -354,11 +325,6 @@ def _read_source(ctx: Context, table: Name, column: str, id_column: str | None) 
     return manage.VectorSource(ids, matrix)
 
 
-def _commit(ctx: Context, rec: IndexRecord) -> None:
-    vindexes.save(ctx.con, rec)
-    manage.finish(ctx.dataset_path, rec, rec.table_key, rec.name)
-
-
 def _built_message(rec: IndexRecord) -> str:
     b = rec.build or {}
     if b.get("too_small"):
@@ -432,7 +398,7 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
         rec = manage.build_record(ctx.dataset_path, rec, _read_source(ctx, table_name, column, id_column))
     except InvalidArgument as err:
         raise ctx.error(err.message, at=offsets.get("ivf_options", parsed.name), hint=err.hint) from None
-    _commit(ctx, rec)
+    manage.commit(ctx.con, ctx.dataset_path, rec)
     verb = "replaced" if same else "created"
     return Outcome(
         None,
@@ -471,7 +437,7 @@ def alter_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
         rec = manage.build_record(ctx.dataset_path, rec.with_build(None), source)
     except InvalidArgument as err:
         raise ctx.error(err.message, at=parsed.name, hint=err.hint) from None
-    _commit(ctx, rec)
+    manage.commit(ctx.con, ctx.dataset_path, rec)
     return Outcome(None, f"rebuilt vector index {rec.name} on {table_name.display}: {_built_message(rec)}")
 
 
@@ -481,8 +447,7 @@ def drop_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     table_name, rec = _existing(ctx, parsed, "dropped")
     if isinstance(rec, Outcome):
         return rec
-    vindexes.delete(ctx.con, table_name.key, rec.name)
-    manage.finish(ctx.dataset_path, None, table_name.key, rec.name)
+    manage.drop(ctx.con, ctx.dataset_path, rec)
     return Outcome(None, f"dropped vector index {rec.name} on {table_name.display}")
 
 
@@ -497,7 +462,7 @@ def refresh_table(ctx: Context, table: Name) -> None:
             ctx.notice(f"vector index {rec.name} was not refreshed ({err.message}); new rows are searched exactly")
             continue
         if new is not None:
-            _commit(ctx, new)
+            manage.commit(ctx.con, ctx.dataset_path, new)
 
 
 def describe_indexes(ctx: Context, schema: str | None) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ import duckdb
 import numpy as np
 
 from lookalike.dataset import vindexes
-from lookalike.dataset.connection import transaction
 from lookalike.dataset.store import FaceMatrix, TableInfo, load_matrix
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument, LookalikeError, SearchError
@@ -25,12 +24,10 @@ from lookalike.search.half import exact_top_k
 from lookalike.search.vindex import manage
 from lookalike.search.vindex.files import IndexFileError
 from lookalike.search.vindex.searcher import (
-    FULLY_USED,
     Delta,
     IndexUsage,
     delta,
     search_rows,
-    serves,
     unused,
 )
 from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
@@ -56,12 +53,6 @@ def source(con: duckdb.DuckDBPyConnection, info: TableInfo) -> manage.VectorSour
 
 def indexes(con: duckdb.DuckDBPyConnection, info: TableInfo) -> list[IndexRecord]:
     return vindexes.list_indexes(con, table_key(info))
-
-
-def _commit(con: duckdb.DuckDBPyConnection, dataset_path: str, rec: IndexRecord) -> None:
-    with transaction(con):
-        vindexes.save(con, rec)
-    manage.finish(dataset_path, rec, rec.table_key, rec.name)
 
 
 def create(
@@ -90,10 +81,8 @@ def create(
     rec = manage.build_record(dataset_path, rec, source(con, info))
     for old in existing:
         if old.key != rec.key:
-            with transaction(con):
-                vindexes.delete(con, key, old.name)
-            manage.finish(dataset_path, None, key, old.name)
-    _commit(con, dataset_path, rec)
+            manage.drop(con, dataset_path, old)
+    manage.commit(con, dataset_path, rec)
     return rec
 
 
@@ -113,23 +102,20 @@ def rebuild(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo, 
     """Train the index again over the table as it is now (a new build swapped in when complete)."""
     rec = find(con, info, name)
     rec = manage.build_record(dataset_path, rec.with_build(None), source(con, info))
-    _commit(con, dataset_path, rec)
+    manage.commit(con, dataset_path, rec)
     return rec
 
 
 def drop(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo, name: str | None = None) -> IndexRecord:
     rec = find(con, info, name)
-    with transaction(con):
-        vindexes.delete(con, rec.table_key, rec.name)
-    manage.finish(dataset_path, None, rec.table_key, rec.name)
+    manage.drop(con, dataset_path, rec)
     return rec
 
 
 def drop_all(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) -> None:
     """Forget every index of a table that is being dropped (catalog rows, then files)."""
     for rec in indexes(con, info):
-        vindexes.delete(con, rec.table_key, rec.name)
-        manage.finish(dataset_path, None, rec.table_key, rec.name)
+        manage.drop(con, dataset_path, rec)
 
 
 def refresh(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) -> list[tuple[IndexRecord, bool]]:
@@ -146,7 +132,7 @@ def refresh(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) 
             log.warning("%s; rebuilding it", err)
             new = manage.build_record(dataset_path, rec.with_build(None), src)
         if new is not None:
-            _commit(con, dataset_path, new)
+            manage.commit(con, dataset_path, new)
         out.append((new or rec, new is not None))
     return out
 
@@ -157,7 +143,7 @@ def held_ids(dataset_path: str, rec: IndexRecord) -> tuple[np.ndarray | None, st
     if not b or "ref" not in b:
         return None, None
     try:
-        return manage.load(dataset_path, rec).ids, None
+        return manage.held_ids(dataset_path, rec), None
     except IndexFileError as err:
         return None, err.message
 
@@ -204,36 +190,6 @@ _DELTAS: dict[tuple[str, str, int, str], Delta] = {}
 _DELTA_LOCK = threading.Lock()
 
 
-def pick(
-    dataset_path: str, rec: IndexRecord | None, fm: FaceMatrix, distance: Distance, knobs: SearchKnobs
-) -> tuple[Any, IndexUsage]:
-    """The loaded index to search ``fm`` with, or ``None`` and why not (an UNUSED usage)."""
-    if rec is None:
-        return None, unused("NO_INDEX", "the table has no vector index")
-    if knobs.use_brute_force:
-        return None, unused("INDEX_SUPPRESSED_BY_FUNCTION_OPTION", "exact search was asked for", rec.name)
-    b = rec.build
-    if not b:
-        return None, unused("INDEX_NOT_BUILT", f"index {rec.name} is not built yet", rec.name)
-    if b.get("too_small"):
-        return None, unused("BASE_TABLE_TOO_SMALL", f"the table had no faces when index {rec.name} was built", rec.name)
-    if int(b["dim"]) != int(fm.matrix.shape[1]):
-        return None, unused(
-            "INDEX_DIMENSION_MISMATCH",
-            f"index {rec.name} holds {b['dim']}-d vectors, the table {fm.matrix.shape[1]}-d",
-            rec.name,
-        )
-    try:
-        loaded = manage.load(dataset_path, rec)
-    except IndexFileError as err:
-        log.warning("%s; searching exactly", err)
-        return None, unused("INDEX_FILE_ERROR", err.message + "; searched exactly (rebuild the index)", rec.name)
-    why = serves(loaded, distance)
-    if why is not None:
-        return None, unused("DISTANCE_TYPE_NOT_SERVED", why, rec.name)
-    return loaded, IndexUsage(FULLY_USED, rec.name)
-
-
 def search(
     dataset_path: str,
     rec: IndexRecord | None,
@@ -244,7 +200,7 @@ def search(
     knobs: SearchKnobs,
 ) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
     """Top-k rows of ``fm`` for ``queries``: through the table's index when it can serve, else exactly."""
-    loaded, usage = pick(dataset_path, rec, fm, distance, knobs)
+    loaded, usage = manage.choose(dataset_path, rec, int(fm.matrix.shape[1]), distance, knobs)
     if loaded is None:
         idx, dists = exact_top_k(fm, queries, k, distance)
         return idx, dists, usage

@@ -93,15 +93,39 @@ def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
     return BuildRef(folder=folder, sha256=sums, bytes=size)
 
 
+def _check_sizes(folder: Path, ref: BuildRef) -> None:
+    """Both files there, with the sizes the build wrote (a cheap test for a missing or truncated file)."""
+    size = 0
+    for f in _FILES:
+        path = folder / f
+        if not path.is_file():
+            raise IndexFileError(f"vector index file {path} is missing", hint="rebuild the index")
+        size += path.stat().st_size
+    if size != ref.bytes:
+        raise IndexFileError(
+            f"vector index files in {folder} do not match their checksum (truncated or changed)",
+            hint="rebuild the index",
+        )
+
+
+def read_ids(root: Path, ref: BuildRef) -> np.ndarray:
+    """The sorted ids a build holds, checked (both files present at their sizes, the ids file's SHA-256) without
+    reading the index itself."""
+    folder = root / ref.folder
+    _check_sizes(folder, ref)
+    if _sha256(folder / "ids.npy") != ref.sha256.get("ids.npy"):
+        raise IndexFileError(f"vector index file {folder / 'ids.npy'} does not match its checksum", hint="rebuild it")
+    return np.load(folder / "ids.npy")
+
+
 def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
     """The faiss index and sorted ids of a build; :class:`IndexFileError` when a file is missing or altered."""
     faiss = load_faiss()
 
     folder = root / ref.folder
+    _check_sizes(folder, ref)
     for f in _FILES:
         path = folder / f
-        if not path.is_file():
-            raise IndexFileError(f"vector index file {path} is missing", hint="rebuild the index")
         if _sha256(path) != ref.sha256.get(f):
             raise IndexFileError(
                 f"vector index file {path} does not match its checksum (truncated or changed)",
@@ -115,8 +139,8 @@ def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
     return index, ids
 
 
-def remove_others(root: Path, name: str, keep: str | None, *, spare_previous: bool = True) -> None:
-    """Delete the build folders of ``name`` except ``keep`` and (with ``spare_previous``) the newest other one,
+def remove_others(root: Path, name: str, keep: str | None) -> None:
+    """Delete the build folders of ``name`` except ``keep`` and the newest other one,
     which a reader that looked at the catalog just before the swap may still be opening. ``keep=None``
     deletes them all (the index was dropped)."""
     parent = root / name
@@ -127,7 +151,7 @@ def remove_others(root: Path, name: str, keep: str | None, *, spare_previous: bo
         return
     others = [c for c in parent.iterdir() if f"{name}/{c.name}" != keep]
     finished = sorted((c for c in others if not c.name.startswith(".tmp-")), key=lambda c: c.stat().st_mtime)
-    spare = finished[-1:] if spare_previous else []
+    spare = finished[-1:]
     for child in others:
         if child not in spare:
             shutil.rmtree(child, ignore_errors=True)

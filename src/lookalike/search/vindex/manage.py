@@ -7,6 +7,7 @@ A caller (the SQL front end, the CLI through the API, the index job) supplies th
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -14,15 +15,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import numpy as np
 
+from lookalike.dataset import vindexes
+from lookalike.dataset.connection import transaction
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument
+from lookalike.search.distances import Distance
 from lookalike.search.vindex import build as builder
 from lookalike.search.vindex._faiss import faiss as load_faiss
-from lookalike.search.vindex.files import BuildRef, index_root, read_build, remove_others, slug, write_build
-from lookalike.search.vindex.searcher import LoadedIndex
-from lookalike.search.vindex.spec import MIN_ROWS, PQ_MIN_ROWS
+from lookalike.search.vindex.files import (
+    BuildRef,
+    IndexFileError,
+    index_root,
+    read_build,
+    read_ids,
+    remove_others,
+    slug,
+    write_build,
+)
+from lookalike.search.vindex.searcher import FULLY_USED, IndexUsage, LoadedIndex, serves, unused
+from lookalike.search.vindex.spec import MIN_ROWS, PQ_MIN_ROWS, SearchKnobs
+
+log = logging.getLogger(__name__)
 
 #: BigQuery calls a drift of 0.3 or more "significant": a rebuild then pays off.
 DRIFT_REBUILD = 0.3
@@ -163,3 +179,58 @@ def load(dataset_path: str, rec: IndexRecord) -> LoadedIndex:
         while len(_LOADED) > _MAX_LOADED:
             _LOADED.popitem(last=False)
     return loaded
+
+
+def held_ids(dataset_path: str, rec: IndexRecord) -> np.ndarray:
+    """The ids the build of ``rec`` holds: from the loaded index when this process has it, else from the small
+    ids file alone (a listing need not read, nor hash, the whole index). :class:`IndexFileError` when broken."""
+    assert rec.build is not None and "ref" in rec.build
+    ref = BuildRef.from_dict(rec.build["ref"])
+    with _LOCK:
+        hit = _LOADED.get((str(index_root(dataset_path)), ref.folder))
+    return hit.ids if hit is not None else read_ids(index_root(dataset_path), ref)
+
+
+def commit(con: duckdb.DuckDBPyConnection, dataset_path: str, rec: IndexRecord) -> None:
+    """Record ``rec`` (with its new build) in the catalog, then delete the builds it no longer points at."""
+    with transaction(con):
+        vindexes.save(con, rec)
+    finish(dataset_path, rec, rec.table_key, rec.name)
+
+
+def drop(con: duckdb.DuckDBPyConnection, dataset_path: str, rec: IndexRecord) -> None:
+    """Forget the index ``rec``: its catalog row, then its files."""
+    with transaction(con):
+        vindexes.delete(con, rec.table_key, rec.name)
+    finish(dataset_path, None, rec.table_key, rec.name)
+
+
+def choose(
+    dataset_path: str, rec: IndexRecord | None, dim: int, distance: Distance, knobs: SearchKnobs
+) -> tuple[LoadedIndex | None, IndexUsage]:
+    """The loaded index to search ``dim``-d rows with, or ``None`` and why not (an UNUSED usage, as BigQuery's
+    ``indexUnusedReasons`` say it); shared by the API and SQL."""
+    if rec is None:
+        return None, unused("NO_INDEX", "no vector index on the searched table and column")
+    if knobs.use_brute_force:
+        return None, unused("INDEX_SUPPRESSED_BY_FUNCTION_OPTION", "exact search was asked for", rec.name)
+    b = rec.build
+    if not b:
+        return None, unused("INDEX_NOT_BUILT", f"index {rec.name} is not built yet: rebuild it", rec.name)
+    if b.get("too_small"):
+        return None, unused("BASE_TABLE_TOO_SMALL", f"the table had no rows when index {rec.name} was built", rec.name)
+    if int(b["dim"]) != int(dim):
+        return None, unused(
+            "INDEX_DIMENSION_MISMATCH",
+            f"index {rec.name} holds {b['dim']}-d vectors, the searched rows {dim}-d: rebuild it",
+            rec.name,
+        )
+    try:
+        loaded = load(dataset_path, rec)
+    except IndexFileError as err:
+        log.warning("%s; searching exactly", err)
+        return None, unused("INDEX_FILE_ERROR", err.message + "; searched exactly (rebuild the index)", rec.name)
+    why = serves(loaded, distance)
+    if why is not None:
+        return None, unused("DISTANCE_TYPE_NOT_SERVED", why, rec.name)
+    return loaded, IndexUsage(FULLY_USED, rec.name)

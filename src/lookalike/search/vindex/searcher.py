@@ -16,7 +16,7 @@ answer is the exact one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,8 @@ class Delta:
     allowed: np.ndarray | None  # index ids present among the rows (None: all of them)
     #: id -> row for unique ids that are dense enough (face ids from a sequence): one gather instead of a search
     lookup: np.ndarray | None = None
-    _sub: dict[int, np.ndarray] = field(default_factory=dict)
+    #: the unindexed rows as one contiguous float32 matrix, made on first use
+    sub: np.ndarray | None = None
 
     def rows_of(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding each id in ``labels`` (several for a duplicated vector), and which label each is."""
@@ -285,10 +286,9 @@ def search_rows(
         parts_r.append(rows)
         parts_d.append(_distances(sims, distance, q_sq[qrow], x_sq))
     if d.unindexed.size:
-        sub = d._sub.get(0)
-        if sub is None:
-            sub = np.ascontiguousarray(matrix[d.unindexed], dtype=np.float32)
-            d._sub[0] = sub
+        if d.sub is None:
+            d.sub = np.ascontiguousarray(matrix[d.unindexed], dtype=np.float32)
+        sub = d.sub
         idx, dist = exact_top_k(sub, queries, k, distance)
         parts_q.append(np.repeat(np.arange(m), idx.shape[1]))
         parts_r.append(d.unindexed[idx.reshape(-1)])
