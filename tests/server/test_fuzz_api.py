@@ -49,7 +49,9 @@ def test_no_server_errors_and_one_error_shape(app: Any) -> None:
         strategy = operation.as_strategy()
 
         @given(case=strategy)
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         def fuzz(case: Any) -> None:
             _check(case.call())
 

@@ -61,7 +61,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 @given(data=mutated())
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 def test_mutated_images_decode_or_fail_clearly(data: bytes) -> None:
     try:
         img = decode_image(data, uri="fuzz.img", max_pixels=4_000_000)
@@ -72,7 +72,7 @@ def test_mutated_images_decode_or_fail_clearly(data: bytes) -> None:
 
 
 @given(data=st.lists(mutated(), min_size=1, max_size=3))
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 def test_mutated_images_through_the_face_pipeline(tmp_path_factory: pytest.TempPathFactory, data: list[bytes]) -> None:
     folder = tmp_path_factory.mktemp("fuzz")
     items = []
@@ -179,7 +179,7 @@ def sql_ds(tmp_path_factory: pytest.TempPathFactory) -> lookalike.Dataset:
 
 
 @given(tokens=st.lists(st.sampled_from(TOKENS) | st.text(max_size=8), min_size=1, max_size=25))
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 def test_sql_token_soup_gives_a_result_or_a_placed_error(sql_ds: lookalike.Dataset, tokens: list[str]) -> None:
     text = " ".join(tokens)
     if not text.strip():
