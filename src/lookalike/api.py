@@ -30,6 +30,7 @@ from lookalike.faces.registry import get_card, get_model
 from lookalike.faces.types import DetectedFace
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
+from lookalike.people import People
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.calibration import (
@@ -73,6 +74,9 @@ class SearchHit:
     same_person: bool | None
     query_bbox: tuple[float, float, float, float] | None = None
     same_person_reason: str | None = None
+    #: The person the face is in (``lookalike people``), or None when it is in none.
+    person_id: int | None = None
+    person_name: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -87,6 +91,8 @@ class SearchHit:
             "distance": round(self.distance, 6),
             "same_person": self.same_person,
             "same_person_reason": self.same_person_reason,
+            "person_id": self.person_id,
+            "person_name": self.person_name,
         }
 
 
@@ -158,6 +164,21 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.path!r})"
+
+    @property
+    def people(self) -> People:
+        """The persons of this dataset's face tables: group, name, merge, move, hide, forget
+        (see :mod:`lookalike.people`)."""
+        return People(self.path)
+
+    def _persons_for(self, info: store.TableInfo, face_ids: list[int]) -> dict[int, tuple[int, str | None]]:
+        """``face_id -> (person_id, name)`` (a hook, like :meth:`_matrix`)."""
+        return self.people.of_faces(face_ids, info.name)
+
+    def _person_assignments(self, info: store.TableInfo) -> tuple[np.ndarray, np.ndarray]:
+        """Every assigned face of the table: ``(face_id, person_id)`` sorted by face id (a hook)."""
+        a = self.people.assignments(info.name)
+        return a.face_id, a.person_id
 
     # ------------------------------------------------------------------------------------------ writing
 
@@ -408,6 +429,7 @@ class Dataset:
         fraction_lists: float | None = None,
         exact: bool = False,
         whole_photo_face: bool = False,
+        people: bool = False,
     ) -> SearchResult:
         """The ``top_k`` nearest indexed faces to every face of every query, in one pass over the table.
 
@@ -423,6 +445,10 @@ class Dataset:
         When the table has a vector index the search uses it (``fraction_lists`` is BigQuery's
         ``fraction_lists_to_search``; ``exact=True`` searches every row instead); ``result.index_usage`` says
         how. Faces added since the index was built are searched exactly, so none is missed.
+
+        Rows name the person each face is in (``person_id``, ``person_name``; see :attr:`people`). With
+        ``people=True`` the rows are the ``top_k`` nearest *persons* instead: one row each, the person's nearest
+        face, so a person with many photos takes one row, not all of them (faces in no person are left out).
         """
         dist = parse_distance(distance)
         knobs = SearchKnobs(fraction_lists_to_search=fraction_lists, use_brute_force=exact)
@@ -436,15 +462,23 @@ class Dataset:
         qmat = np.stack([q.embedding for q in qfaces]).astype(np.float32)
         if qmat.shape[1] != info.dim:
             raise SearchError(f"query vectors have {qmat.shape[1]} dimensions, table {table!r} has {info.dim}")
-        idx, dists, usage = face_indexes.search(self.path, self._vector_index(info), matrix, qmat, top_k, dist, knobs)
+        rec = self._vector_index(info)
+        if people:
+            idx, dists, usage = self._nearest_persons(info, rec, matrix, qmat, top_k, dist, knobs)
+        else:
+            idx, dists, usage = face_indexes.search(self.path, rec, matrix, qmat, top_k, dist, knobs)
+        owners = self._persons_for(info, sorted({int(matrix.face_id[r]) for r in np.unique(idx[idx >= 0])}))
         cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
         verdicts = decide_array(dists, cal, dist)
         why = reason(cal)
         hits: list[SearchHit] = []
         for qi, q in enumerate(qfaces):
             for rank, (row, d) in enumerate(zip(idx[qi], dists[qi], strict=True), start=1):
+                if row < 0:
+                    break
                 bbox = matrix.bbox[row]
                 verdict = verdicts[qi][rank - 1]
+                owner = owners.get(int(matrix.face_id[row]))
                 hits.append(
                     SearchHit(
                         query_uri=q.uri,
@@ -458,9 +492,56 @@ class Dataset:
                         distance=float(d),
                         same_person=verdict,
                         same_person_reason=why if verdict is None else None,
+                        person_id=owner[0] if owner else None,
+                        person_name=owner[1] if owner else None,
                     )
                 )
         return SearchResult(hits=hits, queries=qfaces, errors=errors, calibration=cal, index_usage=usage)
+
+    def _nearest_persons(
+        self,
+        info: store.TableInfo,
+        rec: face_indexes.IndexRecord | None,
+        matrix: store.FaceMatrix,
+        qmat: np.ndarray,
+        top_k: int,
+        dist: Distance,
+        knobs: SearchKnobs,
+    ) -> tuple[np.ndarray, np.ndarray, IndexUsage | None]:
+        """For each query, the matrix rows of the nearest face of each of its ``top_k`` nearest persons (-1 pads
+        when the table has fewer persons). Fetches more faces until ``top_k`` distinct persons are found."""
+        face_ids, person_ids = self._person_assignments(info)
+        person_of_row = np.full(matrix.size, -1, np.int64)
+        if len(face_ids):
+            pos = np.clip(np.searchsorted(face_ids, matrix.face_id), 0, len(face_ids) - 1)
+            hit = face_ids[pos] == matrix.face_id
+            person_of_row[hit] = person_ids[pos[hit]]
+        n_persons = int(np.unique(person_of_row[person_of_row >= 0]).size)
+        want = min(top_k, n_persons)
+        out_idx = np.full((len(qmat), top_k), -1, np.int64)
+        out_dist = np.full((len(qmat), top_k), np.inf, np.float32)
+        usage: IndexUsage | None = None
+        k = min(matrix.size, max(top_k * 8, 32))
+        pending = np.arange(len(qmat))
+        while len(pending) and want > 0:
+            idx, dists, usage = face_indexes.search(self.path, rec, matrix, qmat[pending], k, dist, knobs)
+            still: list[int] = []
+            for row_i, qi in enumerate(pending):
+                seen: list[int] = []
+                for r, d in zip(idx[row_i], dists[row_i], strict=True):
+                    p = int(person_of_row[r]) if r >= 0 else -1
+                    if p < 0 or p in seen:
+                        continue
+                    out_idx[qi, len(seen)] = r
+                    out_dist[qi, len(seen)] = d
+                    seen.append(p)
+                    if len(seen) == want:
+                        break
+                if len(seen) < want and k < matrix.size:
+                    still.append(int(qi))
+            pending = np.asarray(still, np.int64)
+            k = min(matrix.size, k * 4)
+        return out_idx, out_dist, usage
 
     def verify(
         self,

@@ -120,6 +120,20 @@ class TableNotFound(DatasetError):
     http_status = 404
 
 
+class PersonNotFound(DatasetError):
+    """A person id (or a face id given to a people command) that the table does not hold."""
+
+    code = "person_not_found"
+    http_status = 404
+
+
+class PeopleConflict(LookalikeError):
+    """A people edit that would break a rule: two faces of one photo in one person, merging a person with itself."""
+
+    code = "people_conflict"
+    http_status = 409
+
+
 class SearchError(LookalikeError):
     """A search that cannot run (empty table, dimension mismatch...)."""
 

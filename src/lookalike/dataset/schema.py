@@ -13,6 +13,11 @@ Catalog tables (all prefixed ``lookalike_`` so that they sit beside the user's o
 - ``lookalike_sql_vector_indexes`` (version 4 adds the build): every vector index, on a face table or a SQL
   table; its files live beside the dataset (:mod:`lookalike.search.vindex.files`).
 - ``lookalike_jobs`` (version 5): index jobs started through the REST API, with their status and progress.
+- ``lookalike_persons``, ``lookalike_person_faces``, ``lookalike_person_cannot_link``,
+  ``lookalike_people_forgotten``, ``lookalike_people_log`` (version 6): faces grouped into persons
+  (:mod:`lookalike.people`): each person (name, hidden, feature face, confirmed by a user), each face's person
+  (and whether a user put it there), the faces a user moved out of a person, the faces a user forgot (where they
+  were, never their embedding), and every manual decision as a row.
 - ``lookalike_sql_*`` (version 2): the catalog of the SQL front end (:mod:`lookalike.sql`): models made with
   ``CREATE MODEL``, object tables made with ``CREATE EXTERNAL TABLE`` and their metadata cache, and vector
   index definitions.
@@ -30,7 +35,7 @@ import duckdb
 
 from lookalike.errors import DatasetError, InvalidArgument
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -114,8 +119,41 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    """People (:mod:`lookalike.people`). Every manual decision is a row, so a full regrouping, a crash or a
+    migration loses nothing a user did."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS lookalike_person_id START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_persons (
+            tbl VARCHAR NOT NULL, person_id BIGINT NOT NULL, name VARCHAR, hidden BOOLEAN NOT NULL DEFAULT false,
+            feature_face_id BIGINT, confirmed BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp, updated_at TIMESTAMPTZ DEFAULT current_timestamp,
+            PRIMARY KEY (tbl, person_id))"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_person_faces (
+            tbl VARCHAR NOT NULL, face_id BIGINT NOT NULL, person_id BIGINT NOT NULL,
+            manual BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (tbl, face_id))"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_person_cannot_link (
+            tbl VARCHAR NOT NULL, face_id BIGINT NOT NULL, person_id BIGINT NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp, PRIMARY KEY (tbl, face_id, person_id))"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_people_forgotten (
+            tbl VARCHAR NOT NULL, uri VARCHAR NOT NULL, fingerprint VARCHAR, face_index INTEGER, bbox FLOAT[4],
+            person_id BIGINT, forgotten_at TIMESTAMPTZ DEFAULT current_timestamp)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS lookalike_people_log (
+            tbl VARCHAR NOT NULL, logged_at TIMESTAMPTZ DEFAULT current_timestamp, action VARCHAR NOT NULL,
+            detail JSON)"""
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades a dataset from schema version ``i`` to ``i + 1`` (version 0 = empty file).
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

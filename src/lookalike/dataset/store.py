@@ -178,6 +178,14 @@ def drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.execute(f'DROP TABLE IF EXISTS "{info.faces_table}"')
         con.execute("DELETE FROM lookalike_objects WHERE tbl = ?", [name])
         con.execute("DELETE FROM lookalike_tables WHERE name = ?", [name])
+        for people_table in (
+            "lookalike_person_faces",
+            "lookalike_person_cannot_link",
+            "lookalike_persons",
+            "lookalike_people_forgotten",
+            "lookalike_people_log",
+        ):
+            con.execute(f"DELETE FROM {people_table} WHERE tbl = ?", [name])
 
 
 def table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
@@ -255,7 +263,8 @@ def _faces_arrow(results: Iterable[ObjectResult], dim: int) -> pa.Table:
     nan10 = np.full(10, np.nan, np.float32)
     for res in results:
         if res.status == "ok" and res.embeddings is not None and res.faces:
-            for i, face in enumerate(res.faces):
+            numbers = res.face_numbers or list(range(len(res.faces)))
+            for i, face in zip(numbers, res.faces, strict=True):
                 uris.append(res.info.uri)
                 face_index.append(i)
                 bboxes.append(np.asarray(face.bbox, np.float32))
@@ -330,10 +339,61 @@ def _objects_arrow(table: str, results: Sequence[ObjectResult]) -> pa.Table:
     return pa.table(columns)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of box ``a`` (4,) with each of boxes ``b`` (m, 4), as x1, y1, x2, y2."""
+    x1 = np.maximum(a[0], b[:, 0])
+    y1 = np.maximum(a[1], b[:, 1])
+    x2 = np.minimum(a[2], b[:, 2])
+    y2 = np.minimum(a[3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(area > 0, inter / np.maximum(area, 1e-9), 0.0)
+
+
+#: A new face overlapping a forgotten face's box this much (in the same photo, or a copy of it) is not kept.
+FORGOTTEN_IOU = 0.5
+
+
+def drop_forgotten(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequence[ObjectResult]) -> None:
+    """Leave out of ``results`` the faces a user forgot (``lookalike people forget``): same photo (by URI or by
+    content fingerprint) and the same place in it. Changes ``results`` in place."""
+    uris = [r.info.uri for r in results if r.status == "ok" and r.faces]
+    if not uris:
+        return
+    prints = [r.info.fingerprint for r in results if r.status == "ok" and r.faces and r.info.fingerprint]
+    rows = con.execute(
+        """SELECT uri, fingerprint, bbox FROM lookalike_people_forgotten
+           WHERE tbl = ? AND (list_contains(?, uri) OR list_contains(?, fingerprint))""",
+        [info.name, uris, prints],
+    ).fetchall()
+    if not rows:
+        return
+    by_key: dict[str, list[list[float]]] = {}
+    for uri, fingerprint, bbox in rows:
+        for key in (uri, fingerprint):
+            if key:
+                by_key.setdefault(key, []).append(list(bbox))
+    for res in results:
+        if res.status != "ok" or not res.faces or res.embeddings is None:
+            continue
+        boxes = by_key.get(res.info.uri, []) + (by_key.get(res.info.fingerprint, []) if res.info.fingerprint else [])
+        if not boxes:
+            continue
+        gone = np.asarray(boxes, np.float32)
+        keep = [i for i, f in enumerate(res.faces) if _iou(np.asarray(f.bbox, np.float32), gone).max() < FORGOTTEN_IOU]
+        if len(keep) == len(res.faces):
+            continue
+        res.forgotten = len(res.faces) - len(keep)
+        res.face_numbers = keep
+        res.faces = [res.faces[i] for i in keep]
+        res.embeddings = np.asarray(res.embeddings)[keep]
+
+
 def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequence[ObjectResult]) -> None:
-    """Replace the rows of these objects with their new results, in one transaction."""
+    """Replace the rows of these objects with their new results (less any forgotten faces), in one transaction."""
     if not results:
         return
+    drop_forgotten(con, info, results)
     faces = _faces_arrow(results, info.dim)
     objects = _objects_arrow(info.name, results)
     with transaction(con):

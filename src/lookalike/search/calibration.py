@@ -224,3 +224,23 @@ def reason(cal: Calibration) -> str:
         f"between {cal.threshold:.3f} and the card's LFW threshold {cal.card_threshold:.3f}: different people of some "
         f"populations fall here, and this table can't calibrate itself ({cal.note}); pass a threshold to decide"
     )
+
+
+#: Persons are grouped where different people of the table's population fall about once in 100,000 pairs:
+#: this many spreads below the mode of their distances (the decision threshold sits :data:`SHIFT` below it).
+#: On LFW people it gives an average linkage of 0.555, where grouping scores best (``benchmarks/cluster_lfw.py``).
+LINKAGE_SHIFT = 4.6
+#: Without a measured spread: this share of the card's threshold (LFW: 0.555 / 0.673).
+LINKAGE_RATIO = 0.82
+
+
+def linkage_threshold(cal: Calibration) -> float | None:
+    """The average-linkage distance up to which faces are grouped into one person, for a table calibrated by
+    ``cal``; ``None`` when the model is not calibrated (a threshold must then be given)."""
+    if cal.method == "uncalibrated":
+        return None
+    if cal.method == "user":
+        return cal.threshold
+    if cal.mode is not None and cal.spread is not None:
+        return float(min(cal.threshold, max(MIN_THRESHOLD, cal.mode - LINKAGE_SHIFT * cal.spread)))
+    return float(min(cal.threshold, LINKAGE_RATIO * cal.card_threshold))

@@ -103,3 +103,16 @@ def load_cached_matrix(con: duckdb.DuckDBPyConnection, dataset_path: str, info: 
     fm = load_matrix(con, info)
     _save(target, fm)
     return fm
+
+
+def drop_table(dataset_path: str, table: str) -> int:
+    """Delete every cached matrix of ``table`` (after faces were forgotten); returns the folders removed."""
+    root = cache_root()
+    if root is None:
+        return 0
+    folder = _table_dir(root, dataset_path, table)
+    if not folder.is_dir():
+        return 0
+    removed = sum(1 for p in folder.iterdir() if p.is_dir())
+    shutil.rmtree(folder, ignore_errors=True)
+    return removed

@@ -137,6 +137,20 @@ def refresh(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) 
     return out
 
 
+def purge(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) -> int:
+    """Refresh every index of the table, then delete all their older builds (which may still hold rows that were
+    deleted for good, such as forgotten faces). Returns how many index entries were removed."""
+    before = {rec.name: held_ids(dataset_path, rec)[0] for rec in indexes(con, info)}
+    removed = 0
+    for rec, _changed in refresh(con, dataset_path, info):
+        after, _ = held_ids(dataset_path, rec)
+        old = before.get(rec.name)
+        if old is not None and after is not None:
+            removed += int(np.setdiff1d(old, after).size)
+        manage.finish(dataset_path, rec, rec.table_key, rec.name, spare=False)
+    return removed
+
+
 def held_ids(dataset_path: str, rec: IndexRecord) -> tuple[np.ndarray | None, str | None]:
     """The ids the index holds (``None`` before a build) and, for a broken build, why it cannot be read."""
     b = rec.build

@@ -139,10 +139,11 @@ def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
     return index, ids
 
 
-def remove_others(root: Path, name: str, keep: str | None) -> None:
-    """Delete the build folders of ``name`` except ``keep`` and the newest other one,
+def remove_others(root: Path, name: str, keep: str | None, *, spare: bool = True) -> None:
+    """Delete the build folders of ``name`` except ``keep`` and (with ``spare``) the newest other one,
     which a reader that looked at the catalog just before the swap may still be opening. ``keep=None``
-    deletes them all (the index was dropped)."""
+    deletes them all (the index was dropped). ``spare=False`` when older builds must not survive (they hold
+    faces a user forgot)."""
     parent = root / name
     if not parent.is_dir():
         return
@@ -151,7 +152,7 @@ def remove_others(root: Path, name: str, keep: str | None) -> None:
         return
     others = [c for c in parent.iterdir() if f"{name}/{c.name}" != keep]
     finished = sorted((c for c in others if not c.name.startswith(".tmp-")), key=lambda c: c.stat().st_mtime)
-    spare = finished[-1:]
+    kept = finished[-1:] if spare else []
     for child in others:
-        if child not in spare:
+        if child not in kept:
             shutil.rmtree(child, ignore_errors=True)

@@ -136,13 +136,13 @@ def _clone(index: Any) -> Any:
     return faiss.clone_index(index)
 
 
-def finish(dataset_path: str, rec: IndexRecord | None, table_key: str, name: str) -> None:
+def finish(dataset_path: str, rec: IndexRecord | None, table_key: str, name: str, *, spare: bool = True) -> None:
     """After the catalog commit: delete every build of the index but the one ``rec`` points at (all when
-    ``rec`` is None: the index was dropped)."""
+    ``rec`` is None: the index was dropped) and, with ``spare``, the previous one (for readers mid-swap)."""
     keep = None
     if rec is not None and rec.build is not None and "ref" in rec.build:
         keep = str(rec.build["ref"]["folder"])
-    remove_others(index_root(dataset_path), slug(table_key, name), keep)
+    remove_others(index_root(dataset_path), slug(table_key, name), keep, spare=spare)
 
 
 _LOADED: OrderedDict[tuple[str, str], LoadedIndex] = OrderedDict()

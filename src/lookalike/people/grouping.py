@@ -1,0 +1,259 @@
+"""``lookalike people cluster``: group a face table's faces into persons, incrementally or in full.
+
+Incremental (the default) looks only at faces in no person. They are clustered together with one node per
+existing person (its vector sum), so each face joins the person it is closest to on average, or forms a new
+person with other new faces, or stays unassigned while it is an outlier (its group is smaller than
+``min_faces``; it is looked at again next time). Existing persons are never merged with each other.
+
+Full (``--full``) recomputes the grouping, but every person a user touched (named, merged, hidden, given a
+feature face, or moved faces into or out of) is *confirmed*: it starts as one node with all its faces and keeps
+its id, so names, moved faces and merges stay. Two confirmed persons are never merged. The other faces are
+grouped afresh, and each new cluster takes the id of the old unconfirmed person it overlaps most (so person ids,
+and links to them, survive where the grouping did not change).
+
+Always: two faces of one photo never end up in one person, and a face a user moved out of a person never goes
+back to it. The whole run is one transaction: a run killed half-way leaves the previous grouping as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lookalike.dataset.connection import transaction
+from lookalike.dataset.store import TableInfo, insert_arrow, load_matrix
+from lookalike.errors import InvalidArgument
+from lookalike.people import cluster
+from lookalike.people import store as pstore
+from lookalike.search.calibration import linkage_threshold
+
+#: A new person needs at least this many faces (immich's default); smaller groups stay unassigned.
+DEFAULT_MIN_FACES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterReport:
+    """What a grouping run did."""
+
+    table: str
+    mode: str  # "incremental" | "full"
+    threshold: float
+    min_faces: int
+    faces: int
+    looked_at: int
+    assigned: int
+    joined_existing: int
+    new_persons: int
+    removed_persons: int
+    persons: int
+    unassigned: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _reduce_rows(rows: np.ndarray, groups: np.ndarray, vectors: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of ``vectors[rows]`` per group (``groups`` aligned with ``rows``) as ``(n_groups, d)`` float64."""
+    out = np.zeros((n_groups, vectors.shape[1]), np.float64)
+    if len(rows):
+        order = np.argsort(groups, kind="stable")
+        g = groups[order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        out[g[starts]] = np.add.reduceat(vectors[rows[order]].astype(np.float64), starts, axis=0)
+    return out
+
+
+def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Positions of ``ids`` in ``sorted_ids`` (-1 where absent)."""
+    ids = np.asarray(ids, np.int64)
+    if len(sorted_ids) == 0:
+        return np.full(len(ids), -1, np.int64)
+    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == ids, pos, -1)
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    info: TableInfo,
+    *,
+    full: bool = False,
+    min_faces: int = DEFAULT_MIN_FACES,
+    threshold: float | None = None,
+    neighbours: int = cluster.DEFAULT_NEIGHBOURS,
+) -> ClusterReport:
+    """Group ``info``'s faces into persons (see the module docstring) and commit the result."""
+    started = time.perf_counter()
+    if min_faces < 1:
+        raise InvalidArgument(f"min_faces must be at least 1, got {min_faces}")
+    linkage = threshold if threshold is not None else linkage_threshold(info.calibration)
+    if linkage is None:
+        raise InvalidArgument(
+            f"table {info.name!r} uses model {info.model!r}, which is not calibrated, so no distance is known to "
+            "mean the same person",
+            hint="pass --threshold (an average cosine distance), or calibrate the model: lookalike models calibrate",
+        )
+    if not 0.0 < linkage < 2.0:
+        raise InvalidArgument(f"threshold must be a cosine distance between 0 and 2, got {linkage}")
+
+    with transaction(con):
+        removed = pstore.prune(con, info)
+        fm = load_matrix(con, info)
+        order = np.argsort(fm.face_id, kind="stable")
+        face_id = fm.face_id[order]
+        vectors = fm.matrix[order]
+        n = len(face_id)
+
+        assigned = pstore.assignments(con, info)
+        person_rows = {p.person_id: p for p in pstore.persons(con, info)}
+        arow = _lookup(face_id, assigned.face_id)  # row of each assigned face
+        old_person_of_row = np.full(n, -1, np.int64)
+        old_person_of_row[arow[arow >= 0]] = assigned.person_id[arow >= 0]
+
+        # seeds: every existing person (incremental) or the confirmed ones (full)
+        seed_ids = np.asarray(sorted(pid for pid, p in person_rows.items() if not full or p.confirmed), np.int64)
+        seed_of_row = np.full(n, -1, np.int64)
+        in_seed = (old_person_of_row >= 0) & np.isin(old_person_of_row, seed_ids)
+        seed_of_row[in_seed] = np.searchsorted(seed_ids, old_person_of_row[in_seed])
+        free_rows = np.flatnonzero(seed_of_row < 0)
+        n_seeds = len(seed_ids)
+
+        # nodes: seeds first, then free faces
+        node_of_row = seed_of_row.copy()
+        node_of_row[free_rows] = n_seeds + np.arange(len(free_rows))
+        seed_rows = np.flatnonzero(seed_of_row >= 0)
+        sums = np.vstack(
+            [_reduce_rows(seed_rows, seed_of_row[seed_rows], vectors, n_seeds), vectors[free_rows].astype(np.float64)]
+        )
+        counts = np.concatenate(
+            [np.bincount(seed_of_row[seed_rows], minlength=n_seeds).astype(np.float64), np.ones(len(free_rows))]
+        )
+        fixed = np.zeros(n_seeds + len(free_rows), bool)
+        fixed[:n_seeds] = True
+        nodes = cluster.Nodes(sums=sums, counts=counts, fixed=fixed)
+
+        queries = np.arange(n) if full else free_rows
+        qi, bi, _ = cluster.neighbour_graph(vectors[queries], vectors, neighbours, same=False)
+        ea, eb = node_of_row[queries[qi]], node_of_row[bi]
+
+        # constraints: two faces of one photo; a face moved out of a person
+        pa_ids, pb_ids = pstore.same_photo_pairs(con, info)
+        ca = [node_of_row[_lookup(face_id, pa_ids)]] if len(pa_ids) else []
+        cb = [node_of_row[_lookup(face_id, pb_ids)]] if len(pb_ids) else []
+        link_faces, link_persons = pstore.cannot_links(con, info.name)
+        if len(link_faces):
+            frow = _lookup(face_id, link_faces)
+            spos = _lookup(seed_ids, link_persons)
+            ok = (frow >= 0) & (spos >= 0)
+            ca.append(node_of_row[frow[ok]])
+            cb.append(spos[ok])
+        cannot = (np.concatenate(ca), np.concatenate(cb)) if ca else None
+
+        labels = cluster.agglomerate(nodes, ea, eb, linkage, cannot=cannot)
+
+        # each cluster: the seed in it (at most one, since seeds never merge), and its free faces
+        free_labels = labels[n_seeds:]
+        seed_in_label = np.full(len(labels), -1, np.int64)
+        seed_in_label[labels[:n_seeds]] = np.arange(n_seeds)
+        target_seed = seed_in_label[free_labels]
+        new_person = np.full(len(free_rows), -1, np.int64)
+        new_person[target_seed >= 0] = seed_ids[target_seed[target_seed >= 0]]
+        joined = int((target_seed >= 0).sum())
+
+        # clusters without a seed: persons when big enough
+        loose = np.flatnonzero(target_seed < 0)
+        uniq, inverse, sizes = np.unique(free_labels[loose], return_inverse=True, return_counts=True)
+        big = sizes >= min_faces
+        cluster_person = np.full(len(uniq), -1, np.int64)
+        dropped: list[int] = []
+        if full:
+            cluster_person, dropped = _match_old(
+                uniq, big, free_labels[loose], old_person_of_row[free_rows[loose]], person_rows
+            )
+        need = np.flatnonzero(big & (cluster_person < 0))
+        fresh = pstore.new_person_ids(con, len(need))
+        cluster_person[need] = fresh
+        new_person[loose] = cluster_person[inverse]
+
+        # a face never goes back to a person it was moved out of
+        if len(link_faces):
+            keys = set(zip(link_faces.tolist(), link_persons.tolist(), strict=True))
+            fids = face_id[free_rows]
+            for i in np.flatnonzero((new_person >= 0) & np.isin(fids, link_faces)):
+                if (int(fids[i]), int(new_person[i])) in keys:
+                    new_person[i] = -1
+
+        if dropped:
+            pstore.drop_persons(con, info.name, dropped)
+        pstore.insert_persons(con, info.name, fresh)
+        _write_assignments(con, info.name, face_id[free_rows], new_person)
+        pstore.prune(con, info)
+        total_persons = int(
+            con.execute("SELECT count(*) FROM lookalike_persons WHERE tbl = ?", [info.name]).fetchall()[0][0]
+        )
+        n_assigned = int((new_person >= 0).sum())
+        report = ClusterReport(
+            table=info.name,
+            mode="full" if full else "incremental",
+            threshold=round(float(linkage), 4),
+            min_faces=min_faces,
+            faces=n,
+            looked_at=len(free_rows),
+            assigned=n_assigned,
+            joined_existing=joined,
+            new_persons=len(fresh),
+            removed_persons=removed + len(dropped),
+            persons=total_persons,
+            unassigned=len(free_rows) - n_assigned,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        pstore.log(con, info.name, "cluster", **report.to_dict())
+    return report
+
+
+def _match_old(
+    uniq: np.ndarray,
+    big: np.ndarray,
+    face_labels: np.ndarray,
+    old_person: np.ndarray,
+    person_rows: dict[int, pstore.Person],
+) -> tuple[np.ndarray, list[int]]:
+    """Give each big new cluster the id of the unconfirmed old person it shares most faces with (each old id once,
+    largest overlaps first). Returns the cluster -> person id array (-1: none) and the old ids left unused."""
+    out = np.full(len(uniq), -1, np.int64)
+    old_unconfirmed = {pid for pid, p in person_rows.items() if not p.confirmed}
+    has_old = old_person >= 0
+    pos = np.searchsorted(uniq, face_labels[has_old])
+    pairs, overlap = np.unique(np.stack([pos, old_person[has_old]], axis=1), axis=0, return_counts=True)
+    used: set[int] = set()
+    for k in np.argsort(-overlap, kind="stable"):
+        c, pid = int(pairs[k, 0]), int(pairs[k, 1])
+        if not big[c] or out[c] >= 0 or pid in used or pid not in old_unconfirmed:
+            continue
+        out[c] = pid
+        used.add(pid)
+    return out, sorted(old_unconfirmed - used)
+
+
+def _write_assignments(
+    con: duckdb.DuckDBPyConnection, table: str, face_ids: np.ndarray, person_ids: np.ndarray
+) -> None:
+    """Replace the automatic assignments of the looked-at faces with the new ones."""
+    rows = pa.table({"face_id": pa.array(face_ids, pa.int64()), "person_id": pa.array(person_ids, pa.int64())})
+    con.register("_lookalike_people_run", rows)
+    try:
+        con.execute(
+            """DELETE FROM lookalike_person_faces WHERE tbl = ? AND NOT manual
+               AND face_id IN (SELECT face_id FROM _lookalike_people_run)""",
+            [table],
+        )
+        keep = rows.filter(pc.greater_equal(rows.column("person_id"), 0))
+        keep = keep.append_column("tbl", pa.array([table] * keep.num_rows, pa.string()))
+        insert_arrow(con, "lookalike_person_faces", keep)
+    finally:
+        con.unregister("_lookalike_people_run")
