@@ -7,86 +7,32 @@ some queries failed).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import click
 
 from lookalike import config
 from lookalike.api import Dataset
-from lookalike.errors import LookalikeError
+from lookalike.cli_common import (
+    EXIT_ERROR,
+    EXIT_PARTIAL,
+    _emit_json,
+    _short,
+    dataset_option,
+    handle_errors,
+    json_option,
+    table_option,
+    threshold_option,
+    whole_photo_option,
+)
+from lookalike.cli_people import cluster_summary
+from lookalike.cli_people import people as people_group
 from lookalike.faces.registry import DEFAULT_MODEL, is_installed, list_cards
 from lookalike.ingest import DEFAULT_CHUNK
 from lookalike.search.calibration import Calibration
 from lookalike.search.distances import DISTANCES
 from lookalike.textable import render
-
-EXIT_ERROR = 1
-EXIT_PARTIAL = 3
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _emit_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def _short(uri: str) -> str:
-    """A local path relative to the current folder when it lies below it (for tables), else as is."""
-    if uri.startswith("/"):
-        rel = os.path.relpath(uri)
-        if not rel.startswith(".."):
-            return rel
-    return uri
-
-
-def handle_errors(fn: F) -> F:
-    """Turn a :class:`LookalikeError` into one line on stderr and exit code 1 (traceback with --debug)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        try:
-            return fn(*args, **kwargs)
-        except LookalikeError as err:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            click.echo(f"error: {err}", err=True)
-            sys.exit(EXIT_ERROR)
-        except KeyboardInterrupt:
-            click.echo("interrupted: committed work is kept; run the same command again to resume", err=True)
-            sys.exit(130)
-
-    return cast(F, wrapper)
-
-
-dataset_option = click.option(
-    "--dataset",
-    "dataset",
-    default=None,
-    metavar="PATH",
-    help=f"DuckDB dataset file [default: $LOOKALIKE_DATASET or ./{config.DEFAULT_DATASET}]",
-)
-table_option = click.option(
-    "--table", default=config.DEFAULT_TABLE, show_default=True, help="Name of the face table (collection)."
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-threshold_option = click.option(
-    "--threshold",
-    type=click.FloatRange(0.0, 2.0),
-    default=None,
-    help="Cosine distance at or below which faces are the same person (overrides the table's calibration).",
-)
-
-whole_photo_option = click.option(
-    "--whole-photo-face",
-    is_flag=True,
-    help="A photo where no face is detected is one face (for photos that are face crops: ID photos, thumbnails).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,6 +69,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Photos per committed batch.",
 )
 @whole_photo_option
+@click.option("--cluster", "cluster", is_flag=True, help="Then group the faces into persons (lookalike people).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
@@ -135,6 +82,7 @@ def index(
     strict: bool,
     chunk_size: int,
     whole_photo_face: bool,
+    cluster: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -172,8 +120,9 @@ def index(
     finally:
         if bar is not None:
             bar.close()
+    people = ds.people.cluster(table) if cluster else None
     if as_json:
-        _emit_json(report.to_dict())
+        _emit_json({**report.to_dict(), **({"people": people.to_dict()} if people else {})})
     else:
         click.echo(
             f"table {report.table!r} ({report.model}): {report.added} added, {report.updated} updated, "
@@ -184,6 +133,8 @@ def index(
             click.echo(f"  failed: {msg}" if uri in msg else f"  failed: {uri}: {msg}", err=True)
         if len(report.errors) > 20:
             click.echo(f"  ... and {len(report.errors) - 20} more failures", err=True)
+        if people is not None:
+            click.echo(cluster_summary(people))
     for source, msg in report.source_errors:
         click.echo(f"error: cannot list source {source!r}: {msg}", err=True)
     if report.source_errors or (strict and report.failed):
@@ -207,6 +158,9 @@ def index(
 )
 @click.option("--exact", is_flag=True, help="Search every face exactly, even when the table has a vector index.")
 @whole_photo_option
+@click.option(
+    "--people", is_flag=True, help="The nearest persons instead of faces: one row each, with their nearest face."
+)
 @json_option
 @handle_errors
 def search(
@@ -220,9 +174,10 @@ def search(
     fraction_lists: float | None,
     exact: bool,
     whole_photo_face: bool,
+    people: bool,
     as_json: bool,
 ) -> None:
-    """The indexed faces most similar to every face in IMAGES.
+    """The indexed faces most similar to every face in IMAGES (with --people: the nearest persons).
 
     An IMAGE is a path or URI, or face:ID to search with an already indexed face. When the table has a vector
     index (lookalike vector-index create) the search uses it; a line on stderr says how.
@@ -239,6 +194,7 @@ def search(
         fraction_lists=fraction_lists,
         exact=exact,
         whole_photo_face=whole_photo_face,
+        people=people,
     )
     if result.index_usage is not None and result.index_usage.index_name is not None:
         click.echo(result.index_usage.summary(), err=True)
@@ -256,10 +212,11 @@ def search(
                 h.face,
                 h.distance,
                 "uncertain" if h.same_person is None else h.same_person,
+                "" if h.person_id is None else (h.person_name or f"#{h.person_id}"),
             )
             for h in result.hits
         ]
-        headers = ["query", "qface", "rank", "uri", "face", "distance", "same_person"]
+        headers = ["query", "qface", "rank", "uri", "face", "distance", "same_person", "person"]
         click.echo(render(headers, rows))
         if result.calibration is not None:
             click.echo(
@@ -712,6 +669,8 @@ def sql(statements: str | None, file: Any, dataset: str | None, fmt: str) -> Non
     elif fmt == "csv":
         click.echo(to_csv(results[-1]), nl=False)
 
+
+main.add_command(people_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
