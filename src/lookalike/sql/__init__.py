@@ -16,6 +16,7 @@ Statement forms (see ``docs/sql.md``):
   ``CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE('name')`` (objects.py)
 - ``ML.GENERATE_EMBEDDING(MODEL m, TABLE t | (query), STRUCT(...))`` (ml.py)
 - ``VECTOR_SEARCH(...)``, ``CREATE / DROP VECTOR INDEX`` (vector.py)
+- the read-only people views ``lookalike_people`` and ``lookalike_person_faces`` (people.py)
 - everything else through sqlglot's BigQuery -> DuckDB translation (queries.py)
 
 Modules: ``parse`` (split a script, parse statements, positions), ``values`` (constants in OPTIONS and

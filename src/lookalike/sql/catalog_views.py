@@ -177,8 +177,10 @@ def _split(text: str) -> list[str]:
 
 
 def _visible_tables(ctx: Context, schema: str | None) -> list[tuple[str, str, str]]:
-    """(schema, name, BigQuery table type) of the user's tables and views, Lookalike's catalog left out."""
-    from lookalike.sql.names import relations
+    """(schema, name, BigQuery table type) of the user's tables and views, and the people views
+    (:mod:`lookalike.sql.people`); Lookalike's catalog left out."""
+    from lookalike.sql.names import MAIN, relations
+    from lookalike.sql.people import SCHEMAS
 
     external = {
         str(r[0]) for r in ctx.con.execute("SELECT name FROM lookalike_sql_object_tables").fetchall()
@@ -198,6 +200,9 @@ def _visible_tables(ctx: Context, schema: str | None) -> list[tuple[str, str, st
             continue
         kind = "EXTERNAL" if key in external else kinds.get((name.schema.lower(), name.name.lower()), "BASE TABLE")
         out.append((name.schema, name.name, kind))
+    if schema is None or schema.lower() == MAIN:
+        out.extend((MAIN, view, "VIEW") for view in SCHEMAS)
+        out.sort(key=lambda t: (t[0].lower(), t[1].lower()))
     return out
 
 
@@ -235,14 +240,17 @@ def tables(ctx: Context, schema: str | None) -> pa.Table:
 @view("COLUMNS")
 def columns(ctx: Context, schema: str | None) -> pa.Table:
     """One row per column of each table of :func:`tables`, with BigQuery's type names."""
-    from lookalike.sql.names import Name
+    from lookalike.sql.names import MAIN, Name
+    from lookalike.sql.people import SCHEMAS
 
     out: dict[str, list[object]] = {
         k: [] for k in ("table_catalog", "table_schema", "table_name", "column_name", "ordinal_position",
                         "is_nullable", "data_type")
     }  # fmt: skip
     for sch, name, _ in _visible_tables(ctx, schema):
-        described = ctx.con.execute(f"DESCRIBE {ctx.ref(Name(sch, name))}").fetchall()
+        people_view = SCHEMAS.get(name) if sch == MAIN else None
+        ref = ctx.register(people_view.empty_table()) if people_view is not None else ctx.ref(Name(sch, name))
+        described = ctx.con.execute(f"DESCRIBE {ref}").fetchall()
         for pos, row in enumerate(described, start=1):
             out["table_catalog"].append(ctx.catalog)
             out["table_schema"].append(sch)

@@ -16,7 +16,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lookalike.errors import SqlError
-from lookalike.sql.names import Name, did_you_mean, name_of, quote, relations, schema_exists
+from lookalike.sql.names import MAIN, Name, did_you_mean, name_of, quote, relations, schema_exists
 from lookalike.sql.parse import Statement, quiet_sqlglot
 from lookalike.storage import StorageOptions
 
@@ -86,8 +86,13 @@ class Context:
 
     def missing_table(self, table: exp.Table) -> SqlError:
         """The error for a table that does not exist, with a did-you-mean hint."""
+        from lookalike.sql.people import SCHEMAS  # the people views (they import this module)
+
         wanted = name_of(table)
         hint = did_you_mean(wanted, relations(self.con).values())
+        if hint is None or not hint.startswith("did you mean"):
+            near = did_you_mean(wanted, [Name(MAIN, v) for v in SCHEMAS])
+            hint = near if near is not None and near.startswith("did you mean") else hint
         return self.error(f"table {wanted.display} was not found", at=table, hint=hint)
 
     # ------------------------------------------------------------------------------------------ running SQL

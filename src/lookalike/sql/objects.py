@@ -36,6 +36,7 @@ from lookalike.errors import LookalikeError, SqlNotSupported
 from lookalike.sql.context import Context, Outcome
 from lookalike.sql.names import Name, did_you_mean, from_key, name_of, relations
 from lookalike.sql.parse import ParsedStatement, create_options
+from lookalike.sql.people import check_writable
 from lookalike.sql.registry import statement
 from lookalike.sql.values import check_keys, constant
 from lookalike.storage import ObjectInfo, StorageOptions, list_objects, parse_source
@@ -185,6 +186,7 @@ def create_external_table(ctx: Context, parsed: ParsedStatement) -> Outcome:
     tree = parsed.tree
     assert isinstance(tree, exp.Create) and isinstance(tree.this, exp.Table)
     stmt = ctx.statement
+    check_writable(ctx, tree.this)
     name = name_of(tree.this)
     given: dict[str, Any] = {}
     where: dict[str, int] = {}

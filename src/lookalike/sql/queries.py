@@ -4,7 +4,8 @@
 ``CREATE SCHEMA``, functions...: sqlglot translates BigQuery's dialect to DuckDB's. Before that, the
 statement's object tables are refreshed if their metadata cache is stale, its table names are checked (with
 a did-you-mean hint) and its table functions are computed (:mod:`lookalike.sql.rewrite`). Dropping or
-replacing a table also forgets what Lookalike's catalog held about it (object table, vector indexes).
+replacing a table also forgets what Lookalike's catalog held about it (object table, vector indexes). Writing to
+the people views or tables is refused (:mod:`lookalike.sql.people`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lookalike.dataset import vindexes
-from lookalike.sql import models, objects, vector
+from lookalike.sql import models, objects, people, vector
 from lookalike.sql.context import Context, Outcome, to_duckdb
 from lookalike.sql.names import name_of
 from lookalike.sql.parse import ParsedStatement
@@ -32,6 +33,7 @@ def run(ctx: Context, parsed: ParsedStatement) -> Outcome:
     """Run one general statement (see the module docstring)."""
     tree = parsed.tree
     assert tree is not None
+    people.refuse_writes(ctx, tree)
     early = _object_table_ddl(ctx, tree)
     if early is not None:
         return early

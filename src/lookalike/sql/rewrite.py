@@ -1,5 +1,7 @@
 """Prepare a parsed query for DuckDB: check its table names, compute its table functions, drop project names.
 
+``INFORMATION_SCHEMA`` views and the people views (``lookalike_people``...) are replaced by their rows first.
+
 Table functions (``ML.GENERATE_EMBEDDING``, ``VECTOR_SEARCH``) may appear anywhere a table may, and nest
 (the demo's ``VECTOR_SEARCH`` takes an ``ML.GENERATE_EMBEDDING`` as its query). :func:`materialise` computes
 the innermost calls first: their relation arguments are plain SQL by then, so DuckDB runs them; the result is
@@ -17,6 +19,7 @@ from lookalike.sql.catalog_views import replace_views
 from lookalike.sql.context import TEMP_PREFIX, Context
 from lookalike.sql.functions import rewrite_functions
 from lookalike.sql.names import name_of, relations
+from lookalike.sql.people import replace_people
 from lookalike.sql.registry import TABLE_FUNCTIONS
 
 _FUNCTION_NAMES: dict[type[exp.Expr], str] = {
@@ -34,6 +37,7 @@ def prepare(ctx: Context, tree: exp.Expr) -> exp.Expr:
     check_ml_functions(ctx, tree)
     rewrite_functions(ctx, tree)
     replace_views(ctx, tree)
+    replace_people(ctx, tree)
     check_tables(ctx, tree)
     drop_projects(tree)
     qualify(ctx, tree)

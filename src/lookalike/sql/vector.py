@@ -43,6 +43,7 @@ from lookalike.search.vindex.spec import DISTANCE_TYPES, OPTION_HELP, SearchKnob
 from lookalike.sql.context import Context, Outcome
 from lookalike.sql.names import Name, name_of, relations
 from lookalike.sql.parse import ParsedStatement
+from lookalike.sql.people import check_writable
 from lookalike.sql.registry import Evaluate, statement, table_function
 from lookalike.sql.values import check_keys, constant
 
@@ -341,6 +342,7 @@ def create_vector_index(ctx: Context, parsed: ParsedStatement) -> Outcome:
     assert parsed.name is not None and parsed.table is not None and parsed.column is not None
     stmt = ctx.statement
     index_name = parsed.name.name
+    check_writable(ctx, parsed.table)
     table_name = name_of(parsed.table)
     if table_name.key not in relations(ctx.con, internal=True):
         raise ctx.missing_table(parsed.table)
