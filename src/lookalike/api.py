@@ -189,6 +189,7 @@ class Dataset:
         model: str | None = None,
         workers: int | None = 1,
         executor: str = "local",
+        ray_address: str | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         whole_photo_face: bool = False,
         on_plan: Callable[[int], None] | None = None,
@@ -201,12 +202,18 @@ class Dataset:
         CPU core (about 1.5x faster on 2 cores; guard your script with ``if __name__ == "__main__":``), the
         default 1 in this process. ``whole_photo_face`` indexes a photo where no face is detected as one face
         (for photos that are face crops: ID photos, thumbnails), aligned by the landmarks found on it.
+
+        ``executor="ray"`` embeds on a Ray cluster: ``ray_address`` (else ``$RAY_ADDRESS``, else a local Ray
+        runtime); the cluster's workers read the photos themselves and this process commits the results (see
+        :mod:`lookalike.executors.raycluster`). ``workers`` then caps the tasks in flight (default: the cluster's
+        CPUs).
         """
         if not sources:
             raise InvalidArgument("index needs at least one source folder, file, glob or URI")
         options = JobOptions(
             workers=workers,
             executor=executor,
+            ray_address=ray_address,
             chunk_size=chunk_size,
             storage_options=self.storage_options,
             max_pixels=self.max_pixels,

@@ -60,6 +60,19 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--workers", default=None, type=click.IntRange(min=1), help="Worker processes [default: one per CPU core]."
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where faces are embedded: local processes, or a Ray cluster (pip install 'lookalike[ray]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="The Ray cluster for --executor ray [default: $RAY_ADDRESS, else a local Ray runtime].",
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when any photo failed.")
 @click.option(
     "--chunk-size",
@@ -79,6 +92,8 @@ def index(
     table: str,
     model: str | None,
     workers: int | None,
+    executor: str,
+    ray_address: str | None,
     strict: bool,
     chunk_size: int,
     whole_photo_face: bool,
@@ -112,6 +127,8 @@ def index(
             table=table,
             model=model,
             workers=workers,
+            executor=executor,
+            ray_address=ray_address,
             chunk_size=chunk_size,
             whole_photo_face=whole_photo_face,
             on_plan=on_plan,

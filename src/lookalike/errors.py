@@ -134,6 +134,12 @@ class PeopleConflict(LookalikeError):
     http_status = 409
 
 
+class ExecutorError(LookalikeError):
+    """An executor that cannot run: Ray missing, a cluster that cannot be reached, a chunk that kept failing."""
+
+    code = "executor_error"
+
+
 class SearchError(LookalikeError):
     """A search that cannot run (empty table, dimension mismatch...)."""
 

@@ -24,7 +24,7 @@ from lookalike.dataset import store, writer
 from lookalike.dataset.connection import connect
 from lookalike.embedding import embed_objects
 from lookalike.errors import LookalikeError
-from lookalike.executors import get_executor
+from lookalike.executors import check_executor, get_executor
 from lookalike.faces.registry import get_card
 from lookalike.images import DEFAULT_MAX_PIXELS
 from lookalike.records import ObjectResult
@@ -138,6 +138,8 @@ class JobOptions:
 
     workers: int | None = 1
     executor: str = "local"
+    #: The Ray cluster for ``executor="ray"`` (else ``$RAY_ADDRESS``; neither: a local Ray runtime).
+    ray_address: str | None = None
     chunk_size: int = DEFAULT_CHUNK
     storage_options: StorageOptions | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -202,6 +204,7 @@ def _run(
 ) -> IndexReport:
     """Open (or create) the table, plan against what is stored, carry the plan out."""
     started = time.perf_counter()
+    check_executor(opts.executor, opts.workers, _executor_options(opts))  # before anything is written
     info, stored = _open_table(dataset_path, table, model)
     report = IndexReport(table=table, model=info.model)
     _execute(dataset_path, info, make_plan(stored, report), report, opts)
@@ -268,10 +271,14 @@ def _execute(
 
     size = opts.chunk_size
     chunks = [plan.todo[i : i + size] for i in range(0, len(plan.todo), size)]
-    workers = opts.workers or auto_workers(len(chunks))
-    runner = get_executor(opts.executor, workers)
+    if not chunks:
+        return
+    options = {**_executor_options(opts), "auto_workers": auto_workers(len(chunks))}
+    runner = get_executor(opts.executor, opts.workers, options)
     try:
-        args = ((info.model, chunk, opts.storage_options, opts.max_pixels, opts.whole_photo_face) for chunk in chunks)
+        # settings resolved here, so workers elsewhere (a Ray cluster) read the bucket as this process would
+        storage = opts.storage_options or StorageOptions.from_env()
+        args = ((info.model, chunk, storage, opts.max_pixels, opts.whole_photo_face) for chunk in chunks)
         for results in runner.imap_unordered(embed_objects, args):
             with connect(dataset_path) as con:
                 store.write_results(con, info, results)
@@ -280,6 +287,10 @@ def _execute(
                 opts.on_progress(len(results))
     finally:
         runner.close()
+
+
+def _executor_options(opts: JobOptions) -> dict[str, object]:
+    return {"ray_address": opts.ray_address}
 
 
 def auto_workers(chunks: int) -> int:
