@@ -47,7 +47,7 @@ def check_name(name: str) -> str:
         raise InvalidArgument("a person's name cannot be empty", hint="to clear a name, hide the person instead")
     if len(clean) > MAX_NAME:
         raise InvalidArgument(f"a person's name is at most {MAX_NAME} characters, got {len(clean)}")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in clean):
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in clean):
         raise InvalidArgument(f"a person's name cannot hold control characters: {clean!r}")
     return clean
 
