@@ -3,7 +3,8 @@
 What it is made of:
 
 * ``/v1/...``: the REST API (:mod:`lookalike.server.routes`), every route behind the token check
-  (:mod:`lookalike.server.security`);
+  (:mod:`lookalike.server.security`); people edits are written by a helper process
+  (:mod:`lookalike.server.people_writer`), started on the first edit and ended with the app;
 * ``/``: the web page, plain HTML/CSS/JS from ``static/`` (no build step, nothing from a CDN);
 * ``/docs`` (Swagger UI) and ``/redoc``, served from files inside the ``fastapi-offline`` package, and
   ``/openapi.json``;
@@ -36,8 +37,9 @@ from lookalike.server.catalog import Catalog
 from lookalike.server.errors import UploadTooLarge, install_error_handlers
 from lookalike.server.gate import WorkGate
 from lookalike.server.jobs import JobManager
+from lookalike.server.people_writer import PeopleWriter
 from lookalike.server.routes import jobs as jobs_routes
-from lookalike.server.routes import media, search, tables
+from lookalike.server.routes import media, people, search, tables
 from lookalike.server.security import TokenCheck, host_allowed
 from lookalike.server.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, ServerSettings
 from lookalike.source_roots import SourcePolicy
@@ -82,20 +84,23 @@ def create_app(
         queue_timeout_s=float(queue_timeout_s),
     )
     jobs = JobManager(settings.dataset_path)
+    people_writer = PeopleWriter(settings.dataset_path)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         jobs.close()
+        people_writer.close()
 
     app = _fastapi(lifespan)
     app.state.settings = settings
     app.state.gate = WorkGate(settings.embed_concurrency, settings.max_queue, settings.queue_timeout_s)
     app.state.catalog = Catalog(settings.dataset_path)
     app.state.jobs = jobs
+    app.state.people_writer = people_writer
 
     guard = [Depends(TokenCheck(settings.token))]
-    for module in (search, tables, media, jobs_routes):
+    for module in (search, tables, media, people, jobs_routes):
         app.include_router(module.router, prefix="/v1", dependencies=guard)
     install_error_handlers(app)
 

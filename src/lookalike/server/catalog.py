@@ -14,6 +14,12 @@ The :class:`Catalog` therefore
   the next look after the lock is gone sees the new table version and reloads the matrix.
 
 Only when it has never read a table does it wait longer (``cold_lock_timeout``) for the lock to go away.
+
+People (:mod:`lookalike.people`) change without a new table version (a rename, a merge), so they are not part of
+the table snapshot. Search rows name each face's person from a :class:`PeopleSnapshot`, reloaded when the
+table's people log or version moved; the people routes read the file itself (:meth:`Catalog.read_people`). After
+an edit by this server, :meth:`Catalog.people_changed` and :meth:`Catalog.faces_forgotten` make the next look
+read the file again, and a forgotten face is refused at once, even while the file is busy.
 """
 
 from __future__ import annotations
@@ -22,20 +28,22 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
 
-from lookalike.api import Dataset
+from lookalike import config
+from lookalike.api import Dataset, Query, SearchHit, SearchResult
 from lookalike.dataset import store
 from lookalike.dataset.connection import connect
 from lookalike.dataset.schema import SCHEMA_VERSION, current_version
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import DatasetError, DatasetLocked, InvalidArgument, TableNotFound
+from lookalike.people import store as pstore
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.vindex import faces as face_indexes
@@ -49,6 +57,8 @@ DEFAULT_LOCK_TIMEOUT_S = 0.25
 DEFAULT_COLD_LOCK_TIMEOUT_S = 5.0
 #: Seconds during which a table's snapshot is used without looking at the file again.
 DEFAULT_REFRESH_INTERVAL_S = 0.5
+#: The schema version that added persons (``lookalike_persons`` and its neighbours).
+PEOPLE_SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,40 @@ class TableSnapshot:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PeopleSnapshot:
+    """Who is in which person in one table, as last read: what search rows need (``person_id``, ``person_name``).
+
+    ``stamp`` (table version, people-log length, last log time) says which state it shows; the snapshot is read
+    again only when the stamp moved.
+    """
+
+    face_id: np.ndarray  # (n,) int64, sorted
+    person_id: np.ndarray  # (n,) int64, aligned with face_id
+    names: dict[int, str]
+    stamp: tuple[object, ...]
+    checked_at: float
+    stale: bool = False
+
+    @classmethod
+    def empty(cls, stamp: tuple[object, ...] = ()) -> PeopleSnapshot:
+        none = np.zeros(0, np.int64)
+        return cls(face_id=none, person_id=none, names={}, stamp=stamp, checked_at=time.monotonic())
+
+    def owners(self, face_ids: list[int]) -> dict[int, tuple[int, str | None]]:
+        """``face_id -> (person_id, name)`` for those of ``face_ids`` that are in a person."""
+        if not face_ids or not len(self.face_id):
+            return {}
+        ids = np.asarray(face_ids, np.int64)
+        pos = np.clip(np.searchsorted(self.face_id, ids), 0, len(self.face_id) - 1)
+        out: dict[int, tuple[int, str | None]] = {}
+        for fid, p in zip(ids.tolist(), pos.tolist(), strict=True):
+            if int(self.face_id[p]) == fid:
+                pid = int(self.person_id[p])
+                out[fid] = (pid, self.names.get(pid))
+        return out
+
+
 class Catalog:
     """Tables, faces and objects of one dataset file, for a long-running server (thread-safe)."""
 
@@ -105,6 +149,9 @@ class Catalog:
         self._stats_at = 0.0
         self._stats_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._people: dict[str, PeopleSnapshot] = {}
+        #: Faces this server forgot, per table: refused even by a snapshot read before the forget.
+        self._forgotten: dict[str, set[int]] = {}
 
     # -------------------------------------------------------------------------------------- connections
 
@@ -165,9 +212,7 @@ class Catalog:
                 f"no table {table!r}: the dataset {self.path!r} is empty",
                 hint="index photos first: POST /v1/index or lookalike index FOLDER",
             )
-        with self._lock:
-            table_lock = self._table_locks.setdefault(table, threading.Lock())
-        with table_lock:  # one refresh per table at a time; the others then reuse its result
+        with self._table_lock(table):  # one refresh per table at a time; the others then reuse its result
             snap = self._snapshots.get(table)
             if snap is not None and time.monotonic() - snap.checked_at < self.refresh_interval:
                 return snap
@@ -181,6 +226,10 @@ class Catalog:
                 fresh = dataclasses.replace(snap, checked_at=time.monotonic(), stale=True)
             self._snapshots[table] = fresh
             return fresh
+
+    def _table_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._table_locks.setdefault(key, threading.Lock())
 
     def _load(self, con: duckdb.DuckDBPyConnection, table: str, old: TableSnapshot | None) -> TableSnapshot:
         if current_version(con) == 0:
@@ -205,7 +254,7 @@ class Catalog:
         for name in names:
             snap = self.snapshot(name)
             row = snap.row_of(face_id)
-            if row is not None:
+            if row is not None and not self.is_forgotten(name, face_id):
                 return snap, row
         where = f"table {table!r}" if table is not None else "any table"
         raise NotFound(f"no indexed face with id {face_id} in {where}")
@@ -224,6 +273,111 @@ class Catalog:
         if found is None:  # locked: objects with faces are in the matrix
             return bool(np.any(snap.matrix.uri == uri))
         return found
+
+    # -------------------------------------------------------------------------------------- people
+
+    def read_people(
+        self, table: str, fn: Callable[[duckdb.DuckDBPyConnection, store.TableInfo], T], empty: Callable[[], T]
+    ) -> T:
+        """``fn(con, info)`` on a fresh read-only connection (people reads are never answered from a snapshot:
+        an edit must show at once). Waits up to ``cold_lock_timeout`` for a writer, then :class:`DatasetLocked`
+        (409). A dataset from before people existed gives ``empty()``."""
+        if not self.exists():
+            raise TableNotFound(
+                f"no table {table!r}: the dataset {self.path!r} is empty",
+                hint="index photos first: POST /v1/index or lookalike index FOLDER",
+            )
+
+        def run(con: duckdb.DuckDBPyConnection) -> T:
+            if current_version(con) == 0:
+                raise TableNotFound(
+                    f"no table {table!r}: the dataset has no tables yet",
+                    hint="index photos first: POST /v1/index or lookalike index FOLDER",
+                )
+            info = store.get_table(con, table)
+            if current_version(con) < PEOPLE_SCHEMA_VERSION:
+                return empty()
+            return fn(con, info)
+
+        result = self._read(run, fallback=False)
+        assert result is not None
+        return result
+
+    def people(self, table: str) -> PeopleSnapshot:
+        """The table's people snapshot, looked at again after ``refresh_interval``; the last one read while the
+        file is busy (``stale``)."""
+        snap = self._people.get(table)
+        if snap is not None and time.monotonic() - snap.checked_at < self.refresh_interval:
+            return snap
+        with self._table_lock("\0people\0" + table):
+            snap = self._people.get(table)
+            if snap is not None and time.monotonic() - snap.checked_at < self.refresh_interval:
+                return snap
+            fresh = self._read(lambda con: _load_people(con, table, snap), fallback=snap is not None)
+            if fresh is None:
+                assert snap is not None
+                fresh = dataclasses.replace(snap, checked_at=time.monotonic(), stale=True)
+            self._people[table] = fresh
+            return fresh
+
+    def people_changed(self, table: str) -> None:
+        """Persons of ``table`` were edited: the next look reads them from the file."""
+        self._people.pop(table, None)
+
+    def faces_forgotten(self, table: str, face_ids: list[int]) -> None:
+        """Faces of ``table`` were deleted for good (``people forget``): refuse them from now on, and read the
+        table again (waiting up to ``cold_lock_timeout`` for the file; a snapshot from before stays only while
+        the file is busy, with the forgotten faces refused by :meth:`find_face` and left out of searches)."""
+        with self._lock:
+            self._forgotten.setdefault(table, set()).update(int(f) for f in face_ids)
+        self.people_changed(table)
+        with self._table_lock(table):
+            snap = self._snapshots.get(table)
+            if snap is None:
+                return
+            try:
+                fresh = self._read(lambda con: self._load(con, table, None), fallback=False)
+            except TableNotFound:
+                self._snapshots.pop(table, None)
+                return
+            except DatasetLocked:  # busy: keep the old snapshot, but look at the file again on the next use
+                fresh = dataclasses.replace(snap, checked_at=float("-inf"), stale=True)
+            assert fresh is not None
+            self._snapshots[table] = fresh
+
+    def is_forgotten(self, table: str, face_id: int) -> bool:
+        """Whether this server forgot face ``face_id`` of ``table``."""
+        return int(face_id) in self.forgotten(table)
+
+    def forgotten(self, table: str) -> frozenset[int]:
+        """The faces of ``table`` this server forgot."""
+        with self._lock:
+            return frozenset(self._forgotten.get(table, ()))
+
+
+def _load_people(con: duckdb.DuckDBPyConnection, table: str, old: PeopleSnapshot | None) -> PeopleSnapshot:
+    """The people snapshot of ``table`` (``old`` again, re-dated, when nothing changed since)."""
+    if current_version(con) < PEOPLE_SCHEMA_VERSION:
+        return PeopleSnapshot.empty()
+    info = store.get_table(con, table)
+    row = con.execute("SELECT count(*), max(logged_at) FROM lookalike_people_log WHERE tbl = ?", [info.name]).fetchone()
+    stamp: tuple[object, ...] = (info.version, *(row or ()))
+    if old is not None and old.stamp == stamp:
+        return dataclasses.replace(old, checked_at=time.monotonic(), stale=False)
+    assigned = pstore.assignments(con, info)
+    names = {
+        int(r[0]): str(r[1])
+        for r in con.execute(
+            "SELECT person_id, name FROM lookalike_persons WHERE tbl = ? AND name IS NOT NULL", [info.name]
+        ).fetchall()
+    }
+    return PeopleSnapshot(
+        face_id=assigned.face_id,
+        person_id=assigned.person_id,
+        names=names,
+        stamp=stamp,
+        checked_at=time.monotonic(),
+    )
 
 
 def _table_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
@@ -258,6 +412,30 @@ class ServingDataset(Dataset):
     def _vector_index(self, info: store.TableInfo) -> IndexRecord | None:
         snap = self.snapshot if self.snapshot is not None else self.catalog.snapshot(info.name)
         return snap.vindex
+
+    def search(self, queries: Query | Sequence[Query], **kwargs: Any) -> SearchResult:
+        """:meth:`Dataset.search <lookalike.api.Dataset.search>`, leaving out faces this server just forgot when
+        the file was too busy to read the table again (see :meth:`Catalog.faces_forgotten`)."""
+        result = super().search(queries, **kwargs)
+        gone = self.catalog.forgotten(str(kwargs.get("table", config.DEFAULT_TABLE)))
+        if not gone or not any(hit.face_id in gone for hit in result.hits):
+            return result
+        kept: list[SearchHit] = []
+        ranks: dict[tuple[str, int], int] = {}
+        for hit in result.hits:
+            if hit.face_id in gone:
+                continue
+            key = (hit.query_uri, hit.query_face)
+            ranks[key] = ranks.get(key, 0) + 1
+            kept.append(dataclasses.replace(hit, rank=ranks[key]))
+        return dataclasses.replace(result, hits=kept)
+
+    def _persons_for(self, info: store.TableInfo, face_ids: list[int]) -> dict[int, tuple[int, str | None]]:
+        return self.catalog.people(info.name).owners(face_ids)
+
+    def _person_assignments(self, info: store.TableInfo) -> tuple[np.ndarray, np.ndarray]:
+        snap = self.catalog.people(info.name)
+        return snap.face_id, snap.person_id
 
     def _indexed_face(self, info: store.TableInfo, query: str) -> QueryFace:
         raw = query.removeprefix("face:")

@@ -7,6 +7,8 @@ per line on stdout, each with an ``event``:
 
 ``{"event": "plan", "total": N}``            N photos to embed (new or changed)
 ``{"event": "progress", "n": K}``            K more photos were committed
+``{"event": "people", "people": {...}}``     after the index: the incremental grouping into persons (its
+                                             :class:`~lookalike.people.ClusterReport`, or ``{"error": {...}}``)
 ``{"event": "done", "report": {...}}``       the :class:`~lookalike.ingest.IndexReport` as a dict
 ``{"event": "error", "error": {...}}``       a :class:`~lookalike.errors.LookalikeError` as a dict
 
@@ -76,8 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     except LookalikeError as err:
         emit({"event": "error", "error": err.to_dict()})
         return 1
+    emit({"event": "people", "people": group_people(spec["dataset"], spec["table"])})
     emit({"event": "done", "report": report.to_dict()})
     return 0
+
+
+def group_people(dataset: str, table: str) -> dict[str, object]:
+    """Put the table's new faces into persons (incremental: faces already in a person stay where they are).
+
+    Done here, in the job's process, because it writes to the dataset like the index did. A grouping that
+    cannot run (a model nobody calibrated, a table with no faces) is reported, and the job still succeeds.
+    """
+    try:
+        return Dataset(dataset).people.cluster(table).to_dict()
+    except LookalikeError as err:
+        return {"error": err.to_dict()}
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process

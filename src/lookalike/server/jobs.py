@@ -6,6 +6,9 @@ short child process, :mod:`lookalike.server.job_store`) and after every committe
 process). A server that starts finds the jobs of earlier runs there; those that were queued or running when it
 stopped are ``interrupted``, and resuming one runs the same index again, which skips what was committed.
 
+When the index succeeded, the job's process then groups the new faces into persons (an incremental
+``people cluster``, :mod:`lookalike.people`); the job's ``people`` holds that run's report.
+
 Jobs run one at a time, in order (a dataset has one writer at a time anyway), each in a child process running
 :mod:`lookalike.server.index_worker`. A thread of the server reads the child's JSON-line events and updates
 the job's record: the number of photos to embed, how many are done, and at the end the index report with its
@@ -64,6 +67,8 @@ class Job:
     done: int = 0
     report: dict[str, object] | None = None
     error: dict[str, object] | None = None
+    #: The grouping run after the index (:mod:`lookalike.people`): its report, or ``{"error": {...}}``.
+    people: dict[str, object] | None = None
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
     @classmethod
@@ -83,6 +88,7 @@ class Job:
             done=int(d.get("done") or 0),
             report=d.get("report"),
             error=d.get("error"),
+            people=d.get("people"),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -110,6 +116,7 @@ class Job:
             "report": self.report,
             "errors": errors,
             "error": self.error,
+            "people": self.people,
         }
 
 
@@ -206,7 +213,7 @@ class JobManager:
             self._cancelled.discard(job.id)
             job.status = "queued"
             job.started_at = job.finished_at = None
-            job.total, job.done, job.report, job.error = None, 0, None, None
+            job.total, job.done, job.report, job.error, job.people = None, 0, None, None, None
         self._persist(job)
         self._enqueue(job)
         return self.get(job_id)
@@ -345,6 +352,9 @@ def apply_event(job: Job, event: dict[str, object]) -> bool:
         job.total = int(event["total"])  # type: ignore[call-overload]
     elif kind == "progress":
         job.done += int(event["n"])  # type: ignore[call-overload]
+    elif kind == "people":
+        people = event.get("people")
+        job.people = people if isinstance(people, dict) else None
     elif kind == "done":
         job.finished_at = _now()
         report = event["report"]

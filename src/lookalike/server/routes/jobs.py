@@ -50,6 +50,11 @@ class JobOut(BaseModel):
     report: dict[str, object] | None = Field(description="The index report, once finished.")
     errors: list[JobFileError]
     error: dict[str, object] | None = Field(description="Why the job failed, when it did.")
+    people: dict[str, object] | None = Field(
+        None,
+        description="After a successful index, the grouping of the new faces into persons (the report of "
+        "POST /v1/people/cluster), or {error} when it could not run.",
+    )
 
 
 class JobsResponse(BaseModel):

@@ -95,6 +95,16 @@ def _thumbnail(catalog: Catalog, face_id: int, table: str | None, size: int) -> 
     return data
 
 
+def drop_thumbnails(dataset_path: str, face_ids: list[int]) -> int:
+    """Remove the cached thumbnails of these faces of the dataset (forgotten faces); returns how many."""
+    gone = {int(f) for f in face_ids}
+    with _thumb_lock:
+        keys = [k for k in _thumb_cache if k[0] == dataset_path and k[1] in gone]
+        for key in keys:
+            del _thumb_cache[key]
+    return len(keys)
+
+
 def _full(uri: str, max_side: int | None) -> bytes:
     img = _load(uri)
     if max_side is not None and max(img.shape[:2]) > max_side:

@@ -52,6 +52,11 @@ class SearchOptions(BaseModel):
         None, gt=0.0, le=1.0, description="Share of the vector index's lists to search (1.0: exact)."
     )
     exact: bool = Field(False, description="Search every face exactly, even when the table has a vector index.")
+    people: bool = Field(
+        False,
+        description="Return the nearest persons instead of faces: one row each, with the person's nearest face "
+        "(faces in no person are left out).",
+    )
 
 
 class SearchByReference(SearchOptions):
@@ -75,6 +80,8 @@ class SearchRow(BaseModel):
     distance: float
     same_person: bool | None = Field(description="True, False, or null when uncertain (see same_person_reason).")
     same_person_reason: str | None = None
+    person_id: int | None = Field(None, description="The person the face is in (GET /v1/people/{id}), or null.")
+    person_name: str | None = Field(None, description="That person's name, or null.")
 
 
 class Calibration(BaseModel):
@@ -162,6 +169,7 @@ _FORM_SCHEMA: dict[str, Any] = {
         "threshold": {"type": "number", "minimum": 0, "maximum": 2},
         "fraction_lists": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "exact": {"type": "boolean", "default": False},
+        "people": {"type": "boolean", "default": False},
     },
 }
 _JSON_SCHEMA = SearchByReference.model_json_schema()
@@ -179,6 +187,8 @@ async def search(request: Request) -> dict[str, object]:
 
     Send the photo as ``multipart/form-data`` (file field ``image``, plus ``table``, ``top_k``, ``distance``,
     ``largest``), or a JSON body with ``uri`` (an object of the table) or ``face_id`` and the same options.
+    Each row names the person its face is in (``person_id``, ``person_name``); with ``people`` the rows are the
+    nearest persons, one row each.
     """
     settings, catalog = settings_of(request), catalog_of(request)
     content_type = request.headers.get("content-type", "").lower()
@@ -239,6 +249,7 @@ def _search(catalog: Catalog, settings: ServerSettings, query: str | bytes, opts
             threshold=opts.threshold,
             fraction_lists=opts.fraction_lists,
             exact=opts.exact,
+            people=opts.people,
         )
     except ImageError as err:
         if isinstance(query, bytes) or isinstance(err, ImageTooLarge):

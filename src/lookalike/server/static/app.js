@@ -1,4 +1,5 @@
-// Lookalike web page: pick a photo, see its faces, pick one, see the nearest indexed faces.
+// Lookalike web page: pick a photo, see its faces, pick one, see the nearest indexed faces; and the People view:
+// the persons the table's faces are grouped into, to name, merge, split and forget.
 // Plain JavaScript, no build step and nothing from the network but this server's own /v1 API.
 "use strict";
 
@@ -13,6 +14,16 @@
     job: $("job"), progress: $("progress"), progressBar: $("progress-bar"), jobText: $("job-text"),
     cancelJob: $("cancel-job"),
     jobErrors: $("job-errors"),
+    byPerson: $("by-person"), tabSearch: $("tab-search"), tabPeople: $("tab-people"),
+    searchView: $("search-view"), peopleView: $("people-view"), peopleStatus: $("people-status"),
+    peoplePanel: $("people-panel"), peopleGrid: $("people-grid"), peopleNote: $("people-note"),
+    showHidden: $("show-hidden"), mergeSelected: $("merge-selected"), clusterButton: $("cluster-button"),
+    personPanel: $("person-panel"), personBack: $("person-back"), personTitle: $("person-title"),
+    renameForm: $("rename-form"), personName: $("person-name"), faceSelection: $("face-selection"),
+    moveNew: $("move-new"), moveTarget: $("move-target"), moveTo: $("move-to"), unassign: $("unassign"),
+    feature: $("feature"), hidePerson: $("hide-person"), forgetPerson: $("forget-person"),
+    personFaces: $("person-faces"), confirmDialog: $("confirm-dialog"), confirmTitle: $("confirm-title"),
+    confirmText: $("confirm-text"), confirmOk: $("confirm-ok"),
   };
   const TOKEN_KEY = "lookalike.token";
   const state = { file: null, photoUrl: null, search: null, selected: 0 };
@@ -125,6 +136,7 @@
     form.append("image", state.file);
     form.append("table", els.table.value);
     form.append("top_k", els.topk.value);
+    if (els.byPerson.checked) form.append("people", "true");
     setStatus("Looking for faces…", "busy");
     clearBoxes();
     renderResults(null);
@@ -281,7 +293,18 @@
       full.target = "_blank";
       full.rel = "noopener";
       full.textContent = "Full photo ↗";
-      body.append(name, meta, full);
+      body.append(name);
+      if (r.person_id !== null && r.person_id !== undefined) {
+        // the person this face is in: its name when it has one; a click opens the person in the People view
+        const who = document.createElement("button");
+        who.type = "button";
+        who.className = "person-name" + (r.person_name ? "" : " unnamed");
+        who.textContent = r.person_name || "Person " + r.person_id;
+        who.title = "Open this person";
+        who.addEventListener("click", () => { showView("people"); openPerson(r.person_id); });
+        body.append(who);
+      }
+      body.append(meta, full);
       card.append(link, body);
       els.results.append(card);
     }
@@ -381,7 +404,346 @@
       li.textContent = shortName(e.uri) + ": " + e.message;
       els.jobErrors.append(li);
     }
-    loadTables(job.table).then(() => { if (state.file) runSearch(); });
+    loadTables(job.table).then(() => {
+      if (state.file) runSearch();
+      if (!els.peopleView.hidden && !people.person) loadPeople();
+    });
+  }
+
+
+  // ---------------------------------------------------------------------------------------- people
+
+  const people = { list: [], selected: [], person: null, faces: new Set() };
+
+  function tableParam() {
+    return "table=" + encodeURIComponent(els.table.value);
+  }
+
+  function jsonPost(path, body) {
+    return api(path, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(Object.assign({ table: els.table.value }, body)),
+    });
+  }
+
+  function setPeopleStatus(text, kind) {
+    els.peopleStatus.textContent = text || "";
+    els.peopleStatus.className = "status" + (kind ? " " + kind : "");
+  }
+
+  function personLabel(p) {
+    return p.name || "Person " + p.person_id;
+  }
+
+  function faceThumb(faceId, alt) {
+    const img = document.createElement("img");
+    img.className = "thumb";
+    img.loading = "lazy";
+    img.alt = alt;
+    if (faceId !== null && faceId !== undefined) {
+      img.src = "/v1/faces/" + faceId + "/thumbnail?" + tableParam();
+    }
+    return img;
+  }
+
+  function showView(name) {
+    const onPeople = name === "people";
+    els.searchView.hidden = onPeople;
+    els.peopleView.hidden = !onPeople;
+    els.tabSearch.setAttribute("aria-pressed", String(!onPeople));
+    els.tabPeople.setAttribute("aria-pressed", String(onPeople));
+    if (onPeople) {
+      showPersonPanel(false);
+      loadPeople();
+    }
+  }
+
+  function showPersonPanel(open) {
+    els.peoplePanel.hidden = open;
+    els.personPanel.hidden = !open;
+    if (!open) people.person = null;
+  }
+
+  async function loadPeople() {
+    if (!els.table.value) {
+      people.list = [];
+      renderPeople();
+      setPeopleStatus("There is no table yet: index a folder of photos first.", "error");
+      return;
+    }
+    const hidden = els.showHidden.checked ? "&include_hidden=true" : "";
+    try {
+      people.list = (await api("/v1/people?" + tableParam() + hidden)).people;
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+      return;
+    }
+    const ids = new Set(people.list.map((p) => p.person_id));
+    people.selected = people.selected.filter((id) => ids.has(id));
+    renderPeople();
+  }
+
+  function renderPeople() {
+    els.peopleGrid.replaceChildren();
+    els.peopleNote.textContent = people.list.length ? "in " + els.table.value + ": " + people.list.length : "";
+    if (!people.list.length) {
+      const p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = "No people yet: “Group new faces” puts the table's faces into persons.";
+      els.peopleGrid.append(p);
+    }
+    for (const person of people.list) {
+      const card = document.createElement("article");
+      card.className = "person-card" + (person.hidden ? " is-hidden" : "");
+      card.classList.toggle("picked", people.selected.includes(person.person_id));
+      card.dataset.personId = String(person.person_id);
+
+      const pick = document.createElement("input");
+      pick.type = "checkbox";
+      pick.className = "pick";
+      pick.checked = people.selected.includes(person.person_id);
+      pick.setAttribute("aria-label", "Select " + personLabel(person));
+      pick.addEventListener("change", () => {
+        people.selected = people.selected.filter((id) => id !== person.person_id);
+        if (pick.checked) people.selected.push(person.person_id);
+        card.classList.toggle("picked", pick.checked);
+        updateMergeButton();
+      });
+
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "person-open";
+      open.title = "Open " + personLabel(person);
+      const frame = document.createElement("span");
+      frame.className = "thumb-frame";
+      frame.append(faceThumb(person.feature_face_id, "Face of " + personLabel(person)));
+      const name = document.createElement("span");
+      name.className = "person-label" + (person.name ? "" : " unnamed");
+      name.textContent = personLabel(person);
+      const count = document.createElement("span");
+      count.className = "person-count";
+      count.textContent = person.faces + (person.faces === 1 ? " face" : " faces") + (person.hidden ? " · hidden" : "");
+      open.append(frame, name, count);
+      open.addEventListener("click", () => openPerson(person.person_id));
+
+      card.append(pick, open);
+      els.peopleGrid.append(card);
+    }
+    updateMergeButton();
+  }
+
+  function updateMergeButton() {
+    const n = people.selected.length;
+    els.mergeSelected.disabled = n < 2;
+    els.mergeSelected.textContent = n >= 2 ? "Merge " + n + " selected" : "Merge selected";
+  }
+
+  async function mergeSelected() {
+    const ids = people.selected.slice();
+    if (ids.length < 2) return;
+    els.mergeSelected.disabled = true;
+    setPeopleStatus("Merging…", "busy");
+    try {
+      const kept = await jsonPost("/v1/people/merge", { person_ids: ids });
+      people.selected = [];
+      setPeopleStatus("Merged " + ids.length + " persons into " + personLabel(kept) + " (" + kept.faces + " faces).", "ok");
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+    }
+    await loadPeople();
+  }
+
+  async function clusterPeople() {
+    els.clusterButton.disabled = true;
+    setPeopleStatus("Grouping faces…", "busy");
+    try {
+      const r = await jsonPost("/v1/people/cluster", {});
+      setPeopleStatus(r.new_persons + " new persons, " + r.joined_existing + " faces joined a person, " +
+        r.unassigned + " faces in no person yet; " + r.persons + " persons in all.", "ok");
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+    } finally {
+      els.clusterButton.disabled = false;
+    }
+    await loadPeople();
+  }
+
+  async function openPerson(personId) {
+    setPeopleStatus("", "");
+    let person;
+    try {
+      person = await api("/v1/people/" + encodeURIComponent(personId) + "?" + tableParam());
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+      showPersonPanel(false);
+      return;
+    }
+    if (!people.person || people.person.person_id !== person.person_id) people.faces.clear();
+    people.person = person;
+    const ids = new Set(person.face_list.map((f) => f.face_id));
+    for (const id of Array.from(people.faces)) if (!ids.has(id)) people.faces.delete(id);
+    showPersonPanel(true);
+    renderPerson();
+  }
+
+  function renderPerson() {
+    const person = people.person;
+    if (!person) return;
+    els.personTitle.textContent = personLabel(person) + " · " + person.faces + (person.faces === 1 ? " face" : " faces");
+    els.personName.value = person.name || "";
+    els.hidePerson.textContent = person.hidden ? "Show again" : "Hide";
+    els.personFaces.replaceChildren();
+    for (const f of person.face_list) {
+      const tile = document.createElement("label");
+      tile.className = "face-tile";
+      tile.dataset.faceId = String(f.face_id);
+      tile.classList.toggle("picked", people.faces.has(f.face_id));
+      const pick = document.createElement("input");
+      pick.type = "checkbox";
+      pick.className = "pick";
+      pick.checked = people.faces.has(f.face_id);
+      pick.setAttribute("aria-label", "Select face " + f.face_id);
+      pick.addEventListener("change", () => {
+        if (pick.checked) people.faces.add(f.face_id); else people.faces.delete(f.face_id);
+        tile.classList.toggle("picked", pick.checked);
+        updateFaceActions();
+      });
+      const frame = document.createElement("span");
+      frame.className = "thumb-frame";
+      frame.append(faceThumb(f.face_id, "Face " + f.face_id + " from " + shortName(f.uri)));
+      if (f.face_id === person.feature_face_id) {
+        const cover = document.createElement("span");
+        cover.className = "cover-tag";
+        cover.textContent = "cover";
+        frame.append(cover);
+      }
+      const caption = document.createElement("span");
+      caption.className = "face-caption";
+      caption.textContent = baseName(f.uri);
+      caption.title = f.uri;
+      tile.append(pick, frame, caption);
+      els.personFaces.append(tile);
+    }
+    els.moveTarget.replaceChildren(new Option("another person…", ""));
+    for (const other of people.list) {
+      if (other.person_id !== person.person_id) els.moveTarget.append(new Option(personLabel(other), String(other.person_id)));
+    }
+    updateFaceActions();
+  }
+
+  function updateFaceActions() {
+    const n = people.faces.size;
+    els.faceSelection.textContent = n ? n + (n === 1 ? " face selected" : " faces selected") : "Select faces to move them.";
+    els.moveNew.disabled = n === 0;
+    els.unassign.disabled = n === 0;
+    els.moveTo.disabled = n === 0 || !els.moveTarget.value;
+    els.feature.disabled = n !== 1;
+  }
+
+  // Run an edit of the open person, then show it again (or the list, when the person is gone).
+  async function editPerson(busyText, fn) {
+    const person = people.person;
+    if (!person) return;
+    setPeopleStatus(busyText, "busy");
+    try {
+      const text = await fn(person);
+      setPeopleStatus(text, "ok");
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+    }
+    await loadPeople();
+    try {
+      people.person = await api("/v1/people/" + person.person_id + "?" + tableParam());
+      renderPerson();
+      return;
+    } catch (err) {
+      if (err.status !== 404) setPeopleStatus(describe(err), "error");
+    }
+    showPersonPanel(false);  // the person is gone (every face moved out)
+  }
+
+  function selectedFaces() {
+    return Array.from(people.faces).sort((a, b) => a - b);
+  }
+
+  function moveFaces(to) {
+    const faces = selectedFaces();
+    return editPerson("Moving…", async () => {
+      const target = await jsonPost("/v1/people/move", { face_ids: faces, to: to });
+      people.faces.clear();
+      return "Moved " + faces.length + (faces.length === 1 ? " face" : " faces") + " to " + personLabel(target) + ".";
+    });
+  }
+
+  function unassignFaces() {
+    const faces = selectedFaces();
+    return editPerson("Taking faces out…", async () => {
+      await jsonPost("/v1/people/unassign", { face_ids: faces });
+      people.faces.clear();
+      return "Took " + faces.length + (faces.length === 1 ? " face" : " faces") + " out; they are in no person now.";
+    });
+  }
+
+  function renamePerson(event) {
+    event.preventDefault();
+    const name = els.personName.value;
+    return editPerson("Saving the name…", async (person) => {
+      const p = await jsonPost("/v1/people/" + person.person_id + "/name", { name: name });
+      return "Named " + personLabel(p) + ".";
+    });
+  }
+
+  function featureFace() {
+    const faces = selectedFaces();
+    if (faces.length !== 1) return;
+    return editPerson("Choosing the cover…", async (person) => {
+      await jsonPost("/v1/people/" + person.person_id + "/feature", { face_id: faces[0] });
+      people.faces.clear();
+      return "The person is shown by face " + faces[0] + " now.";
+    });
+  }
+
+  function toggleHidden() {
+    return editPerson("Saving…", async (person) => {
+      const p = await jsonPost("/v1/people/" + person.person_id + "/hide", { hidden: !person.hidden });
+      return personLabel(p) + (p.hidden ? " is hidden from the list (Show hidden lists them)." : " is listed again.");
+    });
+  }
+
+  // An in-page confirmation (a <dialog>): resolves to true when the user confirms.
+  function confirmAction(title, text, okLabel) {
+    return new Promise((resolve) => {
+      const dialog = els.confirmDialog;
+      els.confirmTitle.textContent = title;
+      els.confirmText.textContent = text;
+      els.confirmOk.textContent = okLabel;
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      els.confirmOk.focus();
+    });
+  }
+
+  async function forgetPerson() {
+    const person = people.person;
+    if (!person) return;
+    const ok = await confirmAction(
+      "Forget " + personLabel(person) + "?",
+      "Their " + person.faces + " faces, embeddings and thumbnails are deleted for good, and they stay out when " +
+        "the photos are indexed again. The photos themselves are not touched.",
+      "Forget",
+    );
+    if (!ok) return;
+    setPeopleStatus("Forgetting…", "busy");
+    try {
+      const r = await api("/v1/people/" + person.person_id + "?" + tableParam(), { method: "DELETE" });
+      setPeopleStatus("Forgot " + personLabel(person) + ": " + r.faces_removed + " faces deleted.", "ok");
+    } catch (err) {
+      setPeopleStatus(describe(err), "error");
+      return;
+    }
+    showPersonPanel(false);
+    await loadPeople();
   }
 
   // ---------------------------------------------------------------------------------------- wiring
@@ -406,8 +768,24 @@
   els.table.addEventListener("change", () => {
     els.indexTable.value = els.table.value || els.indexTable.value;
     runSearch();
+    if (!els.peopleView.hidden) showView("people");
   });
   els.topk.addEventListener("change", runSearch);
+  els.byPerson.addEventListener("change", runSearch);
+  els.tabSearch.addEventListener("click", () => showView("search"));
+  els.tabPeople.addEventListener("click", () => showView("people"));
+  els.showHidden.addEventListener("change", loadPeople);
+  els.mergeSelected.addEventListener("click", mergeSelected);
+  els.clusterButton.addEventListener("click", clusterPeople);
+  els.personBack.addEventListener("click", () => { showPersonPanel(false); loadPeople(); });
+  els.renameForm.addEventListener("submit", renamePerson);
+  els.moveNew.addEventListener("click", () => moveFaces(null));
+  els.moveTarget.addEventListener("change", updateFaceActions);
+  els.moveTo.addEventListener("click", () => { if (els.moveTarget.value) moveFaces(Number(els.moveTarget.value)); });
+  els.unassign.addEventListener("click", unassignFaces);
+  els.feature.addEventListener("click", featureFace);
+  els.hidePerson.addEventListener("click", toggleHidden);
+  els.forgetPerson.addEventListener("click", forgetPerson);
   els.tokenForm.addEventListener("submit", (e) => {
     e.preventDefault();
     setToken(els.token.value.trim());
