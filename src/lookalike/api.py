@@ -23,13 +23,22 @@ import duckdb
 import numpy as np
 
 from lookalike import config
+from lookalike.dataset import parquet as transfer
 from lookalike.dataset import reader, store, writer
 from lookalike.embedding import detect_and_embed
 from lookalike.errors import InvalidArgument, LookalikeError, NoFaceError, ObjectNotFound, SearchError
 from lookalike.faces.registry import get_card, get_model
 from lookalike.faces.types import DetectedFace
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
-from lookalike.ingest import DEFAULT_CHUNK, IndexReport, JobOptions, normalise_source, run_index
+from lookalike.ingest import (
+    DEFAULT_CHUNK,
+    IndexReport,
+    JobOptions,
+    normalise_source,
+    recalibrate,
+    refresh_vector_indexes,
+    run_index,
+)
 from lookalike.people import People
 from lookalike.records import QueryFace
 from lookalike.search import cache
@@ -228,6 +237,24 @@ class Dataset:
             info = store.get_table(con, table)
             face_indexes.drop_all(con, self.path, info)
             store.drop_table(con, table)
+
+    def export_table(
+        self, table: str, to: str, *, shard_rows: int = transfer.DEFAULT_SHARD_ROWS
+    ) -> transfer.ExportReport:
+        """Write ``table``'s rows as Parquet shards plus a ``manifest.json`` into folder ``to`` (a path,
+        ``file://``, ``s3://`` or ``gs://``), loadable as it is by BigQuery, Spark and DuckDB (docs/export.md)."""
+        with reader(self.path) as con:
+            return transfer.export_table(con, table, to, shard_rows=shard_rows, options=self.storage_options)
+
+    def import_table(self, uri: str, table: str | None = None) -> transfer.ImportReport:
+        """Read the export in folder ``uri`` into ``table`` (default: the exported table's name), replacing the
+        rows of photos already there; all or nothing. Then recalibrate and refresh vector indexes, as an index
+        run does, so that a later ``index`` of the same photos embeds nothing new."""
+        with writer(self.path) as con:
+            report = transfer.import_table(con, uri, table, options=self.storage_options)
+        report.calibration = recalibrate(self.path, report.table)
+        report.vector_indexes = refresh_vector_indexes(self.path, report.table)
+        return report
 
     # ------------------------------------------------------------------------------------------ vector indexes
 

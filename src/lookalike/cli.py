@@ -688,6 +688,10 @@ def sql(statements: str | None, file: Any, dataset: str | None, fmt: str) -> Non
 
 
 main.add_command(people_group)
+from lookalike.cli_transfer import export_command, import_command  # noqa: E402
+
+main.add_command(export_command)
+main.add_command(import_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -736,3 +736,33 @@ def read_many(
         finally:  # the caller stopped early: do not start the reads nobody will look at
             for _, future in pending:
                 future.cancel()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Copying whole files (exports and imports)
+# ----------------------------------------------------------------------------------------------------
+
+
+def upload_file(local_path: str | Path, uri: str, *, options: StorageOptions | None = None) -> None:
+    """Copy the local file ``local_path`` to ``uri`` (a path, ``file://``, ``s3://`` or ``gs://`` URI), streamed.
+
+    The folders above a local destination are created. Raises :class:`~lookalike.errors.BadURI` or
+    :class:`~lookalike.errors.StorageError` naming ``uri``.
+    """
+    protocol, path = _split_uri(uri)
+    fs = _filesystem(protocol, options or StorageOptions.from_env())
+    with _storage_errors(uri, "write"):
+        if protocol == "file":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        fs.put_file(os.fspath(local_path), path)
+
+
+def download_file(uri: str, local_path: str | Path, *, options: StorageOptions | None = None) -> None:
+    """Copy the object ``uri`` to the local file ``local_path``, streamed (never whole in memory).
+
+    Raises :class:`~lookalike.errors.ObjectNotFound` or :class:`~lookalike.errors.StorageError` naming ``uri``.
+    """
+    protocol, path = _split_uri(uri)
+    fs = _filesystem(protocol, options or StorageOptions.from_env())
+    with _storage_errors(uri, "read"):
+        fs.get_file(path, os.fspath(local_path))
