@@ -13,9 +13,17 @@ Both sides process the same photos (a seeded sample of LFW by default) from disk
   detector with one upsample, the 5-point shape predictor, the ResNet descriptor (no jitter), one image at a
   time; nothing is stored.
 
+- **ray** (``--executor ray``): the same job with ``executor="ray"`` on a local Ray cluster with one worker per
+  core (started by the benchmark before the timing, as a user's cluster would already run; model loading on the
+  workers is inside the timing, as it is for local processes), next to the local process executor in the same
+  run. Plus the driver's **commit rate**: faces per second that the writer sustains when the embeddings are
+  already computed (synthetic rows, 64 photos per committed chunk as a job commits them), the ceiling of what one
+  driver can take from a big cluster.
+
 Usage::
 
     python benchmarks/ingest_throughput.py --images 300 --json results.json
+    python benchmarks/ingest_throughput.py --images 300 --executor ray --workers 0 --skip-dlib
 """
 
 from __future__ import annotations
@@ -46,7 +54,9 @@ def sample_images(root: Path, n: int, seed: int) -> list[Path]:
     return files[:n]
 
 
-def run_lookalike(images: list[Path], model: str | None, workers: int | None) -> dict[str, float]:
+def run_lookalike(
+    images: list[Path], model: str | None, workers: int | None, executor: str = "local", ray_address: str | None = None
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -56,7 +66,7 @@ def run_lookalike(images: list[Path], model: str | None, workers: int | None) ->
         # warm the model outside the timing (a long-running job pays this once)
         ds.embed([str(folder / images[0].name)], model=model)
         t0 = time.perf_counter()
-        report = ds.index(str(folder), model=model, workers=workers)
+        report = ds.index(str(folder), model=model, workers=workers, executor=executor, ray_address=ray_address)
         seconds = time.perf_counter() - t0
     return {
         "photos": report.added,
@@ -127,6 +137,85 @@ def run_dlib(images: list[Path]) -> dict[str, float]:
     }
 
 
+def start_ray_cluster(cpus: int) -> tuple[str, Path]:
+    """``ray start --head`` on 127.0.0.1 with ``cpus`` CPUs; its address and temp folder."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = Path(tempfile.mkdtemp(prefix="lkb", dir="/tmp"))
+    ray = str(Path(sys.executable).with_name("ray"))
+    cmd = [ray, "start", "--head", "--num-cpus", str(cpus), "--port", str(port), "--node-ip-address", "127.0.0.1"]
+    cmd += ["--disable-usage-stats", "--include-dashboard", "false", "--temp-dir", str(temp)]
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"))
+    return f"127.0.0.1:{port}", temp
+
+
+def stop_ray_cluster(temp: Path) -> None:
+    subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True)
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def commit_rate(faces: int = 20_000, per_chunk: int = 32, dim: int = 512) -> dict[str, float]:
+    """Faces per second the driver's writer commits when the embeddings are already computed: synthetic rows
+    (one face per photo, random unit vectors) in chunks of ``per_chunk`` photos, handed as fast as they come to
+    the job's own writer (``ingest.commit_stream``, group commit), as an index job hands it what its executor
+    returns."""
+    from datetime import UTC, datetime
+
+    from lookalike.dataset import store
+    from lookalike.dataset.connection import connect
+    from lookalike.faces.registry import get_card
+    from lookalike.faces.types import DetectedFace
+    from lookalike.records import ObjectResult
+    from lookalike.storage import ObjectInfo
+
+    rng = np.random.default_rng(0)
+    card = get_card(None)
+    face = DetectedFace(bbox=(10.0, 10.0, 90.0, 90.0), landmarks=np.zeros((5, 2), np.float32), score=0.99)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "commit.duckdb"
+        with connect(path) as con:
+            from lookalike.dataset.schema import migrate
+
+            migrate(con)
+            info = store.ensure_table(con, "faces", card)
+        chunks = []
+        for start in range(0, faces, per_chunk):
+            n = min(per_chunk, faces - start)
+            emb = rng.normal(size=(n, dim)).astype(np.float32)
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+            chunk = []
+            for i in range(n):
+                meta = ObjectInfo(
+                    uri=f"s3://bucket/photo{start + i:09d}.jpg",
+                    size=50_000,
+                    content_type="image/jpeg",
+                    updated=datetime.now(UTC),
+                    etag=None,
+                    md5=None,
+                    generation=str(start + i),
+                )
+                chunk.append(
+                    ObjectResult(info=meta, source="s3://bucket/", status="ok", faces=[face], embeddings=emb[i : i + 1])
+                )
+            chunks.append(chunk)
+        from lookalike.ingest import commit_stream
+
+        commits: list[int] = []
+        t0 = time.perf_counter()
+        commit_stream(path, info, iter(chunks), lambda group: commits.append(len(group)))
+        seconds = time.perf_counter() - t0
+    return {
+        "faces": faces,
+        "per_chunk": per_chunk,
+        "commits": len(commits),
+        "seconds": seconds,
+        "faces_per_s": faces / seconds,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=300)
@@ -137,6 +226,13 @@ def main() -> None:
         "--workers", type=int, nargs="+", default=[1, 0], help="worker processes per run; 0 = the default (auto)"
     )
     ap.add_argument("--skip-dlib", action="store_true")
+    ap.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: also run the job on a local Ray cluster (one worker per core) and measure the commit rate",
+    )
+    ap.add_argument("--commit-faces", type=int, default=20_000, help="faces written for the commit rate (ray)")
     ap.add_argument("--compute-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -151,6 +247,38 @@ def main() -> None:
     for workers in args.workers:
         label = f"lookalike ({workers} process{'es' if workers > 1 else ''})" if workers else "lookalike (auto)"
         results[label] = run_lookalike(images, args.model, workers or None)
+    extra: dict[str, object] = {}
+    if args.executor == "ray":
+        cores = os.cpu_count() or 1
+        address, temp = start_ray_cluster(cores)
+        try:
+            results[f"lookalike (ray, {cores} workers)"] = run_lookalike(
+                images, args.model, None, executor="ray", ray_address=address
+            )
+        finally:
+            stop_ray_cluster(temp)
+        rate = commit_rate(args.commit_faces)
+        ray_run = results[f"lookalike (ray, {cores} workers)"]
+        local_runs = [r for k, r in results.items() if k.startswith("lookalike (") and "ray" not in k]
+        best_local = max(r["photos_per_s"] for r in local_runs)
+        per_core = ray_run["faces_per_s"] / cores
+        faces_per_photo = ray_run["faces"] / max(1, ray_run["photos"])
+        extra = {
+            "commit_rate": rate,
+            "ray_vs_best_local": ray_run["photos_per_s"] / best_local,
+            "faces_per_s_per_worker_core": per_core,
+            "worker_cores_one_driver_feeds": rate["faces_per_s"] / per_core,
+            "faces_per_photo": faces_per_photo,
+            "driver_hours_for_100M_photos": 100e6 * faces_per_photo / rate["faces_per_s"] / 3600,
+            "core_hours_for_100M_photos": 100e6 * faces_per_photo / per_core / 3600,
+        }
+        print(
+            f"ray: {100 * extra['ray_vs_best_local']:.0f} % of the best local run's throughput; driver commits "
+            f"{rate['faces_per_s']:,.0f} faces/s ({rate['per_chunk']} photos per chunk) = the output of "
+            f"{extra['worker_cores_one_driver_feeds']:,.0f} worker cores at {per_core:.1f} faces/s each; "
+            f"100M photos: {extra['core_hours_for_100M_photos']:,.0f} core-hours of embedding, at least "
+            f"{extra['driver_hours_for_100M_photos']:,.1f} h of committing on one driver"
+        )
     bound = run_bound(len(images), args.root, args.seed, args.model)
     print(
         f"bound: detection {1e3 * bound['detect_s_per_photo']:.1f} ms + embedding "
@@ -169,7 +297,8 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": machine, "images": len(images), "bound": bound, "results": results}, fh, indent=2)
+            out = {"machine": machine, "images": len(images), "bound": bound, "results": results, **extra}
+            json.dump(out, fh, indent=2)
 
 
 if __name__ == "__main__":

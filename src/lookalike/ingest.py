@@ -15,8 +15,10 @@ The job is incremental and resumable:
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,14 +281,84 @@ def _execute(
         # settings resolved here, so workers elsewhere (a Ray cluster) read the bucket as this process would
         storage = opts.storage_options or StorageOptions.from_env()
         args = ((info.model, chunk, storage, opts.max_pixels, opts.whole_photo_face) for chunk in chunks)
-        for results in runner.imap_unordered(embed_objects, args):
-            with connect(dataset_path) as con:
-                store.write_results(con, info, results)
+
+        def committed(results: Sequence[ObjectResult]) -> None:
             _tally(report, results, plan.is_update)
             if opts.on_progress:
                 opts.on_progress(len(results))
+
+        commit_stream(dataset_path, info, runner.imap_unordered(embed_objects, args), committed)
     finally:
         runner.close()
+
+
+#: Most photos committed in one transaction when finished chunks queue up faster than they are written.
+COMMIT_MAX_PHOTOS = 2048
+
+
+def commit_stream(
+    dataset_path: str | Path,
+    info: store.TableInfo,
+    batches: Iterable[Sequence[ObjectResult]],
+    on_commit: Callable[[Sequence[ObjectResult]], None],
+    max_photos: int = COMMIT_MAX_PHOTOS,
+) -> None:
+    """Write each batch of results as it comes, with group commit: a writer thread commits, in one connection
+    and transaction, everything that arrived while it was writing the previous group (up to ``max_photos``).
+
+    So a slow job commits every chunk the moment it is done (a kill loses at most the chunks in flight), and a
+    big cluster whose chunks arrive faster than one commit takes is not held back by the per-commit cost of
+    opening the file. ``on_commit`` is called (in the writer thread) after each commit.
+    """
+    todo: queue.Queue[Sequence[ObjectResult] | None] = queue.Queue(maxsize=256)
+    failure: list[BaseException] = []
+
+    def write_loop() -> None:
+        try:
+            finished = False
+            while not finished:
+                first = todo.get()
+                if first is None:
+                    return
+                group = list(first)
+                while len(group) < max_photos:
+                    try:
+                        more = todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        finished = True
+                        break
+                    group.extend(more)
+                with connect(dataset_path) as con:
+                    store.write_results(con, info, group)
+                on_commit(group)
+        except BaseException as err:  # handed to the caller's thread below
+            failure.append(err)
+
+    thread = threading.Thread(target=write_loop, name="lookalike-writer", daemon=True)
+    thread.start()
+
+    def put(item: Sequence[ObjectResult] | None) -> None:
+        while True:
+            if failure or not thread.is_alive():
+                return
+            try:
+                todo.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        for results in batches:
+            put(results)
+            if failure:
+                break
+    finally:
+        put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _executor_options(opts: JobOptions) -> dict[str, object]:
