@@ -100,6 +100,19 @@ def _pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return lo * n + hi
 
 
+#: Edges whose linkage is computed at once (bounds the memory of the gathered cluster sums).
+LINK_BLOCK = 32_768
+
+
+def _links(sums: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Average cosine distance between clusters ``a[i]`` and ``b[i]`` (from their vector sums), in blocks."""
+    out = np.empty(len(a), np.float64)
+    for start in range(0, len(a), LINK_BLOCK):
+        sa, sb = a[start : start + LINK_BLOCK], b[start : start + LINK_BLOCK]
+        out[start : start + LINK_BLOCK] = 1.0 - np.einsum("ij,ij->i", sums[sa], sums[sb]) / (counts[sa] * counts[sb])
+    return out
+
+
 def agglomerate(
     nodes: Nodes,
     edge_a: np.ndarray,
@@ -124,15 +137,17 @@ def agglomerate(
     ca = cb = np.zeros(0, np.int64)
     if cannot is not None and len(cannot[0]):
         ca, cb = np.asarray(cannot[0], np.int64), np.asarray(cannot[1], np.int64)
+    link = _links(sums, counts, a, b)
     for _ in range(MAX_ROUNDS):
         if len(a) == 0:
             break
-        link = 1.0 - np.einsum("ij,ij->i", sums[a], sums[b]) / (counts[a] * counts[b])
         ok = (link <= threshold) & ~(fixed[a] & fixed[b])
         if len(ca):
             la, lb = labels[ca], labels[cb]
             forbidden = np.unique(_pair_keys(la, lb, n))
             ok &= ~np.isin(a * n + b, forbidden)
+        # an edge above the threshold never comes back: a merged cluster's linkage to a third one is the weighted
+        # mean of its parts' linkages, which the parts' own edges carry
         a, b, link = a[ok], b[ok], link[ok]
         if len(a) == 0:
             break
@@ -156,10 +171,14 @@ def agglomerate(
         relabel = np.arange(n, dtype=np.int64)
         relabel[mb] = ma
         labels = relabel[labels]
-        # the graph between the clusters that are left
+        # the graph between the clusters that are left; only edges of merged clusters need a new linkage
         a, b = relabel[a], relabel[b]
-        keys = np.unique(_pair_keys(a, b, n))
-        a, b = keys // n, keys % n
+        keys, first = np.unique(_pair_keys(a, b, n), return_index=True)
+        a, b, link = keys // n, keys % n, link[first]
         keep = a != b
-        a, b = a[keep], b[keep]
+        a, b, link = a[keep], b[keep], link[keep]
+        grown = np.zeros(n, bool)
+        grown[ma] = True
+        dirty = grown[a] | grown[b]
+        link[dirty] = _links(sums, counts, a[dirty], b[dirty])
     return labels
