@@ -59,13 +59,13 @@ class ClusterReport:
 
 
 def _reduce_rows(rows: np.ndarray, groups: np.ndarray, vectors: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum of ``vectors[rows]`` per group (``groups`` aligned with ``rows``) as ``(n_groups, d)`` float64."""
-    out = np.zeros((n_groups, vectors.shape[1]), np.float64)
+    """Sum of ``vectors[rows]`` per group (``groups`` aligned with ``rows``) as ``(n_groups, d)`` float32."""
+    out = np.zeros((n_groups, vectors.shape[1]), np.float32)
     if len(rows):
         order = np.argsort(groups, kind="stable")
         g = groups[order]
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-        out[g[starts]] = np.add.reduceat(vectors[rows[order]].astype(np.float64), starts, axis=0)
+        out[g[starts]] = np.add.reduceat(vectors[rows[order]], starts, axis=0, dtype=np.float64)
     return out
 
 
@@ -104,9 +104,11 @@ def run(
     with transaction(con):
         removed = pstore.prune(con, info)
         fm = load_matrix(con, info)
-        order = np.argsort(fm.face_id, kind="stable")
-        face_id = fm.face_id[order]
-        vectors = fm.matrix[order]
+        if len(fm.face_id) > 1 and not bool(np.all(np.diff(fm.face_id) > 0)):
+            order = np.argsort(fm.face_id, kind="stable")
+            face_id, vectors = fm.face_id[order], fm.matrix[order]
+        else:  # rows come in face-id order: no copy of the matrix
+            face_id, vectors = fm.face_id, fm.matrix
         n = len(face_id)
 
         assigned = pstore.assignments(con, info)
@@ -127,9 +129,9 @@ def run(
         node_of_row = seed_of_row.copy()
         node_of_row[free_rows] = n_seeds + np.arange(len(free_rows))
         seed_rows = np.flatnonzero(seed_of_row >= 0)
-        sums = np.vstack(
-            [_reduce_rows(seed_rows, seed_of_row[seed_rows], vectors, n_seeds), vectors[free_rows].astype(np.float64)]
-        )
+        sums = np.empty((n_seeds + len(free_rows), vectors.shape[1]), np.float32)
+        sums[:n_seeds] = _reduce_rows(seed_rows, seed_of_row[seed_rows], vectors, n_seeds)
+        sums[n_seeds:] = vectors[free_rows]
         counts = np.concatenate(
             [np.bincount(seed_of_row[seed_rows], minlength=n_seeds).astype(np.float64), np.ones(len(free_rows))]
         )
@@ -138,7 +140,7 @@ def run(
         nodes = cluster.Nodes(sums=sums, counts=counts, fixed=fixed)
 
         queries = np.arange(n) if full else free_rows
-        qi, bi, _ = cluster.neighbour_graph(vectors[queries], vectors, neighbours, same=False)
+        qi, bi, _ = cluster.neighbour_graph(vectors if full else vectors[queries], vectors, neighbours, same=False)
         ea, eb = node_of_row[queries[qi]], node_of_row[bi]
 
         # constraints: two faces of one photo; a face moved out of a person
@@ -154,7 +156,8 @@ def run(
             cb.append(spos[ok])
         cannot = (np.concatenate(ca), np.concatenate(cb)) if ca else None
 
-        labels = cluster.agglomerate(nodes, ea, eb, linkage, cannot=cannot)
+        del fm
+        labels = cluster.agglomerate(nodes, ea, eb, linkage, cannot=cannot, overwrite=True)
 
         # each cluster: the seed in it (at most one, since seeds never merge), and its free faces
         free_labels = labels[n_seeds:]
