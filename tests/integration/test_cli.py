@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from _jobs import kill_after_commits
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -117,44 +118,8 @@ def test_killed_index_resumes_without_redoing_work(tmp_path: Path) -> None:
     shutil.copytree(DATA / "gallery", photos)
     shutil.copytree(DATA / "gray", photos / "gray")
     ds = tmp_path / "kill.duckdb"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lookalike.cli",
-            "index",
-            str(photos),
-            "--dataset",
-            str(ds),
-            "--chunk-size",
-            "1",
-            "--workers",
-            "1",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    committed = 0
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-            try:
-                with duckdb.connect(str(ds), read_only=True) as con:
-                    committed = con.execute("SELECT count(*) FROM lookalike_objects").fetchall()[0][0]
-            except duckdb.Error:
-                continue  # the writer holds the file right now, or the catalog is not there yet
-            if committed >= 5:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert committed >= 5, "the job never committed a chunk"
-    if proc.returncode != -signal.SIGKILL:
-        pytest.skip("the job finished before it could be killed (machine too fast for this test)")
+    cmd = [sys.executable, "-m", "lookalike.cli", "index", str(photos), "--dataset", str(ds)]
+    committed = kill_after_commits([*cmd, "--chunk-size", "1", "--workers", "1", "--quiet"], ds)
     with duckdb.connect(str(ds), read_only=True) as con:
         before = con.execute("SELECT count(*) FROM lookalike_objects").fetchall()[0][0]
         faces = con.execute("SELECT count(DISTINCT uri) FROM faces_faces").fetchall()[0][0]

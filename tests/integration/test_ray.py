@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pytest
+from _jobs import kill_after_commits
 
 import lookalike
 
@@ -162,27 +163,7 @@ def test_a_killed_driver_resumes_from_the_last_commit(ray_address: str, tmp_path
     ds = tmp_path / "killdriver.duckdb"
     cmd = [sys.executable, "-m", "lookalike.cli", "index", str(photos), "--dataset", str(ds), "--quiet"]
     cmd += ["--executor", "ray", "--ray-address", ray_address, "--chunk-size", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    committed = 0
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-            try:
-                with duckdb.connect(str(ds), read_only=True) as con:
-                    committed = con.execute("SELECT count(*) FROM lookalike_objects").fetchall()[0][0]
-            except duckdb.Error:
-                continue
-            if committed >= 5:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert committed >= 5, "the job never committed a chunk"
-    if proc.returncode != -signal.SIGKILL:
-        pytest.skip("the job finished before it could be killed (machine too fast for this test)")
+    kill_after_commits(cmd, ds)
     with duckdb.connect(str(ds), read_only=True) as con:
         before = con.execute("SELECT count(*) FROM lookalike_objects").fetchall()[0][0]
     out = _index(str(photos), "--dataset", str(ds), "--executor", "ray", "--ray-address", ray_address, "--json")
