@@ -234,7 +234,10 @@ def search(
             for h in result.hits
         ]
         headers = ["query", "qface", "rank", "uri", "face", "distance", "same_person", "person"]
-        click.echo(render(headers, rows))
+        if not any(h.person_id is not None for h in result.hits):  # no people grouped: no empty column
+            click.echo(render(headers[:-1], [r[:-1] for r in rows]))
+        else:
+            click.echo(render(headers, rows))
         if result.calibration is not None:
             click.echo(
                 f"same_person: {result.calibration.summary()} (uncertain: distance where this population's "
