@@ -89,8 +89,10 @@ def neighbour_graph(
 
 #: Above :data:`EXACT_LIMIT`: coarse cells of about this many vectors ...
 CELL_SIZE = 1_000
-#: ... and each cell's queries are compared with the vectors of this many nearest cells (its own included).
+#: ... and each query is compared with the vectors of its this many nearest cells.
 CELL_PROBE = 8
+#: Queries of one cell multiplied at once (a cell many queries probe is done in blocks of this many).
+QUERY_BLOCK = 4096
 
 
 def _blocked_knn(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,18 +122,24 @@ def _blocked_knn(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     sims = np.full((len(q), k), -np.inf, np.float32)
     idx = np.full((len(q), k), -1, np.int64)
     for c in range(cells):
-        rows = q_order[q_start[c] : q_start[c + 1]] // probe
         cand = b_order[b_start[c] : b_start[c + 1]]
-        if len(rows) == 0 or len(cand) == 0:
+        probing = q_order[q_start[c] : q_start[c + 1]] // probe
+        if len(probing) == 0 or len(cand) == 0:
             continue
-        s = q[rows] @ b[cand].T
+        cand_vectors = b[cand]
         kk = min(k, len(cand))
-        top = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < len(cand) else np.tile(np.arange(kk), (len(rows), 1))
-        both_s = np.concatenate([sims[rows], np.take_along_axis(s, top, axis=1)], axis=1)
-        both_i = np.concatenate([idx[rows], cand[top]], axis=1)
-        best = np.argpartition(-both_s, k - 1, axis=1)[:, :k]
-        sims[rows] = np.take_along_axis(both_s, best, axis=1)
-        idx[rows] = np.take_along_axis(both_i, best, axis=1)
+        for start in range(0, len(probing), QUERY_BLOCK):  # a popular cell's queries in blocks: bounded memory
+            rows = probing[start : start + QUERY_BLOCK]
+            s = q[rows] @ cand_vectors.T
+            if kk < len(cand):
+                top = np.argpartition(s, len(cand) - kk, axis=1)[:, len(cand) - kk :]
+            else:
+                top = np.broadcast_to(np.arange(kk), (len(rows), kk))
+            both_s = np.concatenate([sims[rows], np.take_along_axis(s, top, axis=1)], axis=1)
+            both_i = np.concatenate([idx[rows], cand[top]], axis=1)
+            best = np.argpartition(both_s, both_s.shape[1] - k, axis=1)[:, both_s.shape[1] - k :]
+            sims[rows] = np.take_along_axis(both_s, best, axis=1)
+            idx[rows] = np.take_along_axis(both_i, best, axis=1)
     order = np.argsort(-sims, axis=1)
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
