@@ -169,7 +169,7 @@ def test_two_faces_of_one_photo_never_share_a_person(tmp_path: Path) -> None:
         for r in _face_rows(ds, [int(f["face_id"]) for f in faces])  # type: ignore[call-overload]
     }
     a, b = list(vecs.values())
-    assert 1.0 - float(np.dot(a, b)) <= report.threshold  # close enough that only the rule keeps them apart
+    assert 1.0 - float(np.dot(a, b)) <= report.face_threshold  # close enough that only the rule keeps them apart
     owners = ds.people.of_faces(list(vecs))
     assert len({owners[f][0] for f in vecs if f in owners}) == len([f for f in vecs if f in owners])
     ds.people.cluster(full=True, min_faces=1)

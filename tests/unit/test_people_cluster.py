@@ -108,3 +108,39 @@ def test_large_graph_uses_an_index_and_still_finds_neighbours(monkeypatch: pytes
     a, b, _ = cluster.neighbour_graph(x, x, k=6, same=True)
     labels = cluster.agglomerate(cluster.Nodes.faces(x), a, b, 0.6)
     assert _groups(labels) == _groups(truth)
+
+
+def _two_groups(per: int, between: float, dim: int = 64, seed: int = 3) -> np.ndarray:
+    """Two groups of ``per`` unit vectors, tight inside, whose average linkage is about ``between``."""
+    rng = np.random.default_rng(seed)
+    u = _unit(rng.normal(size=(2, dim)))
+    # centres at cosine 1 - between (tight groups keep the average linkage close to the centres' distance)
+    v = (1.0 - between) * u[0] + np.sqrt(1.0 - (1.0 - between) ** 2) * _unit(u[1:2] - (u[1:2] @ u[0]) * u[0])[0]
+    centres = np.stack([u[0], v])
+    x = np.repeat(centres, per, axis=0) + 0.02 * rng.normal(size=(2 * per, dim)) / np.sqrt(dim)
+    return _unit(x)
+
+
+def test_large_groups_merge_at_a_looser_linkage_than_single_faces() -> None:
+    """Face threshold 0.5, group threshold 0.625: two single faces at 0.55 stay apart, but two groups of 8 at an
+    average linkage of 0.55 merge (8 x 8 faces allow up to 0.625 - 0.125 / 8)."""
+    singles = _two_groups(1, 0.55)
+    a, b, _ = cluster.neighbour_graph(singles, singles, k=1, same=True)
+    assert len(_groups(cluster.agglomerate(cluster.Nodes.faces(singles), a, b, 0.625, face_threshold=0.5))) == 2
+    groups = _two_groups(8, 0.55)
+    a, b, _ = cluster.neighbour_graph(groups, groups, k=15, same=True)
+    d = 1.0 - groups[:8].astype(np.float64) @ groups[8:].T.astype(np.float64)
+    assert 0.5 < d.mean() < 0.6
+    assert len(_groups(cluster.agglomerate(cluster.Nodes.faces(groups), a, b, 0.625, face_threshold=0.5))) == 1
+    # with a flat cut-off at the face threshold they stay two
+    assert len(_groups(cluster.agglomerate(cluster.Nodes.faces(groups), a, b, 0.5))) == 2
+    # and no size makes a linkage above the group threshold merge
+    far = _two_groups(8, 0.7)
+    a, b, _ = cluster.neighbour_graph(far, far, k=15, same=True)
+    assert len(_groups(cluster.agglomerate(cluster.Nodes.faces(far), a, b, 0.625, face_threshold=0.5))) == 2
+
+
+def test_a_face_threshold_above_the_group_threshold_is_refused() -> None:
+    x = _two_groups(2, 0.3)
+    with pytest.raises(ValueError, match="face_threshold"):
+        cluster.agglomerate(cluster.Nodes.faces(x), np.array([0]), np.array([1]), 0.5, face_threshold=0.6)

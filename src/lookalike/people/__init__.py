@@ -60,7 +60,9 @@ class People:
     ) -> ClusterReport:
         """Group the table's faces into persons: only faces in no person (default), or everything again while
         keeping every name and manual decision (``full=True``). ``threshold`` overrides the average-linkage
-        distance derived from the table's calibration; a new person needs ``min_faces`` faces."""
+        distance up to which large groups merge (two single faces need 0.8 of it; the default comes from the
+        model's threshold, see ``search.calibration.grouping_thresholds``); a new person needs ``min_faces``
+        faces."""
         with writer(self.path) as con:
             info = dstore.get_table(con, table)
             return grouping.run(con, info, full=full, min_faces=min_faces, threshold=threshold)

@@ -30,7 +30,7 @@ from lookalike.dataset.store import TableInfo, insert_arrow, load_matrix
 from lookalike.errors import InvalidArgument
 from lookalike.people import cluster
 from lookalike.people import store as pstore
-from lookalike.search.calibration import linkage_threshold
+from lookalike.search.calibration import grouping_pair, grouping_thresholds
 
 #: A new person needs at least this many faces (immich's default); smaller groups stay unassigned.
 DEFAULT_MIN_FACES = 3
@@ -42,7 +42,8 @@ class ClusterReport:
 
     table: str
     mode: str  # "incremental" | "full"
-    threshold: float
+    threshold: float  # average linkage at which large groups still merge
+    face_threshold: float  # ... and two single faces
     min_faces: int
     faces: int
     looked_at: int
@@ -91,15 +92,16 @@ def run(
     started = time.perf_counter()
     if min_faces < 1:
         raise InvalidArgument(f"min_faces must be at least 1, got {min_faces}")
-    linkage = threshold if threshold is not None else linkage_threshold(info.calibration)
-    if linkage is None:
+    if threshold is not None and not 0.0 < threshold < 2.0:
+        raise InvalidArgument(f"threshold must be a cosine distance between 0 and 2, got {threshold}")
+    pair = grouping_pair(threshold) if threshold is not None else grouping_thresholds(info.calibration)
+    if pair is None:
         raise InvalidArgument(
             f"table {info.name!r} uses model {info.model!r}, which is not calibrated, so no distance is known to "
             "mean the same person",
             hint="pass --threshold (an average cosine distance), or calibrate the model: lookalike models calibrate",
         )
-    if not 0.0 < linkage < 2.0:
-        raise InvalidArgument(f"threshold must be a cosine distance between 0 and 2, got {linkage}")
+    face_linkage, linkage = pair
 
     with transaction(con):
         removed = pstore.prune(con, info)
@@ -157,7 +159,9 @@ def run(
         cannot = (np.concatenate(ca), np.concatenate(cb)) if ca else None
 
         del fm
-        labels = cluster.agglomerate(nodes, ea, eb, linkage, cannot=cannot, overwrite=True)
+        labels = cluster.agglomerate(
+            nodes, ea, eb, linkage, face_threshold=face_linkage, cannot=cannot, overwrite=True
+        )
 
         # each cluster: the seed in it (at most one, since seeds never merge), and its free faces
         free_labels = labels[n_seeds:]
@@ -204,6 +208,7 @@ def run(
             table=info.name,
             mode="full" if full else "incremental",
             threshold=round(float(linkage), 4),
+            face_threshold=round(float(face_linkage), 4),
             min_faces=min_faces,
             faces=n,
             looked_at=len(free_rows),

@@ -226,21 +226,29 @@ def reason(cal: Calibration) -> str:
     )
 
 
-#: Persons are grouped where different people of the table's population fall about once in 100,000 pairs:
-#: this many spreads below the mode of their distances (the decision threshold sits :data:`SHIFT` below it).
-#: On LFW people it gives an average linkage of 0.555, where grouping scores best (``benchmarks/cluster_lfw.py``).
-LINKAGE_SHIFT = 4.6
-#: Without a measured spread: this share of the card's threshold (LFW: 0.555 / 0.673).
-LINKAGE_RATIO = 0.82
+#: Persons are grouped (``people/cluster.py``) while the average linkage of two large groups is at most this share of
+#: the card's threshold (fr-feature: 0.626) ...
+GROUP_RATIO = 0.93
+#: ... and of two single faces at most this share of that (fr-feature: 0.501); in between it moves with the groups'
+#: sizes. Measured on LFW and four other labelled sets (``benchmarks/cluster_lfw.py``).
+FACE_RATIO = 0.8
 
 
-def linkage_threshold(cal: Calibration) -> float | None:
-    """The average-linkage distance up to which faces are grouped into one person, for a table calibrated by
-    ``cal``; ``None`` when the model is not calibrated (a threshold must then be given)."""
+def grouping_thresholds(cal: Calibration) -> tuple[float, float] | None:
+    """``(face_threshold, group_threshold)``: the average-linkage distances up to which two single faces, and two
+    large groups, are grouped into one person, for a table calibrated by ``cal``; ``None`` when the model is not
+    calibrated (a threshold must then be given).
+
+    They come from the model card's threshold (or the user's, for a user calibration), not from the table's own
+    different-person distances: those move with the population (a K-pop table's sit far closer than LFW's), but the
+    linkage between whole persons does not, and a table-calibrated cut-off split K-pop idols into many persons
+    (BCubed F 17 % against 95 %, ``benchmarks/cluster_lfw.py``)."""
     if cal.method == "uncalibrated":
         return None
-    if cal.method == "user":
-        return cal.threshold
-    if cal.mode is not None and cal.spread is not None:
-        return float(min(cal.threshold, max(MIN_THRESHOLD, cal.mode - LINKAGE_SHIFT * cal.spread)))
-    return float(min(cal.threshold, LINKAGE_RATIO * cal.card_threshold))
+    base = cal.threshold if cal.method == "user" else cal.card_threshold
+    return grouping_pair(GROUP_RATIO * base)
+
+
+def grouping_pair(group_threshold: float) -> tuple[float, float]:
+    """``(face_threshold, group_threshold)`` for a given group threshold (``--threshold`` of ``people cluster``)."""
+    return float(FACE_RATIO * group_threshold), float(group_threshold)

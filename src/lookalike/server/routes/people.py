@@ -122,7 +122,10 @@ class ClusterReportOut(BaseModel):
 
     table: str = Field(description="The face table.")
     mode: str = Field(description="incremental (only faces in no person) or full.")
-    threshold: float = Field(description="The average-linkage cosine distance the run merged up to.")
+    threshold: float = Field(description="The average-linkage cosine distance up to which large groups merged.")
+    face_threshold: float = Field(
+        description="The average-linkage cosine distance up to which two single faces merged."
+    )
     min_faces: int = Field(description="Faces a new person needed.")
     faces: int = Field(description="Embedded faces in the table.")
     looked_at: int = Field(description="Faces the run placed (incremental: those that were in no person).")
@@ -171,7 +174,8 @@ class ClusterRequest(_Body):
         None,
         gt=0.0,
         lt=2.0,
-        description="Average-linkage cosine distance to merge up to (default: from the table's calibration).",
+        description="Average-linkage cosine distance up to which large groups merge; two single faces need 0.8 of it "
+        "(default: 0.93 x the model's threshold).",
     )
 
 
