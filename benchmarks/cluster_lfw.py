@@ -6,9 +6,10 @@ Four parts, one run (each can be skipped):
    13,233 photos of 5,749 people, one face per photo, written by ``lfw_common``; computed here if missing) are
    written into a fresh DuckDB dataset the way the indexer writes them (``dataset.store.ensure_table`` +
    ``write_results`` with one ``ObjectResult`` per photo, then ``ingest.recalibrate``), then grouped with
-   ``Dataset.people.cluster()`` and read back with ``.people.export()``. At the table's own linkage threshold
-   (``search.calibration.linkage_threshold`` of the table's calibration) with ``min_faces`` 3 (the default), 2 and
-   1, and over a sweep of thresholds (``--thresholds``; ``cluster(full=True)`` regroups from scratch each time).
+   ``Dataset.people.cluster()`` and read back with ``.people.export()``. At the default thresholds
+   (``search.calibration.grouping_thresholds``: two single faces merge up to the face threshold, large groups up
+   to the group threshold) with ``min_faces`` 3 (the default), 2 and 1, and over a sweep of group thresholds
+   (``--thresholds``, the face threshold 0.8 of each; ``cluster(full=True)`` regroups from scratch each time).
 2. **Peers on the same vectors**, timed: scikit-learn ``DBSCAN`` (cosine, ``min_samples`` 1-3, an eps sweep),
    scikit-learn ``HDBSCAN`` (euclidean on the unit vectors through a precomputed distance matrix, which gives the
    same labels as the tree path and is about 14x faster here; ``min_cluster_size`` 2-3, ``min_samples`` default or
@@ -17,11 +18,19 @@ Four parts, one run (each can be skipped):
    Whispers (euclidean: on unit vectors ``sqrt(2 x cosine distance)``; ``dlib.chinese_whispers_clustering``
    itself at our threshold and at the best sweep point; the sweep runs ``dlib.chinese_whispers`` on the same edge
    list that call builds: every pair under the threshold plus self-loops). Each peer is shown at its best sweep
-   point (highest BCubed F) and at the setting that matches our threshold (the same distance in its metric).
+   point (highest BCubed F) and at the setting that matches our face threshold (the distance at which we join two
+   single faces, in its metric). Every row is also scored with ``min_faces`` 3 applied (groups of fewer faces count
+   as singletons), so that the peers can be compared with our default on equal terms.
 3. **Incremental against full.** The photos, shuffled with a fixed seed, arrive in ``--batches`` parts; after each
    part is written (and the table recalibrated, as ``lookalike index`` does) an incremental ``people.cluster()``
    runs. The end result is scored against one ``cluster(full=True)`` on a fresh dataset holding every photo, and
    against a full regrouping of the incremental dataset.
+3b. **Other populations** (``--populations``): the labelled sets of ``benchmarks/fair_data.py`` whose
+   embeddings are cached (``benchmarks/cache/fair-fr-feature-extra-*.npz``: K-pop idols, BLACKPINK, Asian
+   celebrities, Black celebrities; see the README for where each comes from), each written into its own DuckDB
+   dataset and grouped through ``people.cluster()`` at the default, next to each peer at the setting that was best
+   on LFW (settings are not tuned per set: a user can't tune on labels they don't have), and a flat cut-off at the
+   table-calibrated linkage (the rule before the size-aware threshold).
 4. **Scale** (``--scale N``, default 1,000,000; ``--skip-scale``), in child processes (peak memory = the child's
    ``ru_maxrss``; the child's address space is capped at ``--scale-mem-gib`` so that a run that needs more fails
    with ``MemoryError`` instead of pushing other work on the machine out of memory). ``--scale-data``:
@@ -148,8 +157,18 @@ def group_counts(pred: np.ndarray) -> dict[str, int]:
     return {"groups>=2": int((sizes >= 2).sum()), "groups>=3": int((sizes >= 3).sum())}
 
 
+def min_faces_rule(pred: np.ndarray, min_faces: int) -> np.ndarray:
+    """``pred`` with every group of fewer than ``min_faces`` faces unassigned (-1), as ``people.cluster`` does."""
+    pred = as_singletons(pred)
+    _, inv, sizes = np.unique(pred, return_inverse=True, return_counts=True)
+    return np.where(sizes[inv] >= min_faces, pred, -1)
+
+
 def row(method: str, setting: str, truth: np.ndarray, pred: np.ndarray, seconds: float, **extra: Any) -> dict:
+    """Scores of ``pred``, as given and (``min3``) with ``min_faces`` 3 applied."""
     out = {"method": method, "setting": setting, **scores(truth, pred), **group_counts(pred), "seconds": seconds}
+    p3 = min_faces_rule(pred, 3)
+    out["min3"] = {**scores(truth, p3), **group_counts(p3), "persons": len(np.unique(p3[p3 >= 0]))}
     out.update(extra)
     return out
 
@@ -237,14 +256,19 @@ def exported_labels(ds: Any, uri_pos: dict[str, int], n: int) -> np.ndarray:
 
 def run_ours(args: argparse.Namespace, names: list[str], vectors: np.ndarray, truth: np.ndarray) -> dict:
     import lookalike
-    from lookalike.search.calibration import Calibration, linkage_threshold
+    from lookalike.search.calibration import Calibration, grouping_thresholds
 
     uris = [f"/lfw/{n}" for n in names]
     uri_pos = {u: i for i, u in enumerate(uris)}
     path = fresh_path(args.workdir, "lfw-all.duckdb")
     written = write_faces(path, uris, vectors)
-    default_t = linkage_threshold(Calibration(**written["calibration"]))
-    log(f"ours: wrote {len(uris)} faces in {written['write_s']:.1f} s; default linkage threshold {default_t:.4f}")
+    pair = grouping_thresholds(Calibration(**written["calibration"]))
+    assert pair is not None
+    default_face, default_t = pair
+    log(
+        f"ours: wrote {len(uris)} faces in {written['write_s']:.1f} s; default thresholds {default_face:.4f} (faces)"
+        f" - {default_t:.4f} (groups)"
+    )
     ds = lookalike.open(path)
     rows: list[dict] = []
 
@@ -262,6 +286,7 @@ def run_ours(args: argparse.Namespace, names: list[str], vectors: np.ndarray, tr
             role=role,
             min_faces=min_faces,
             threshold=rep.threshold,
+            face_threshold=rep.face_threshold,
             persons=rep.persons,
             unassigned=rep.unassigned,
             report=rep.to_dict(),
@@ -277,9 +302,10 @@ def run_ours(args: argparse.Namespace, names: list[str], vectors: np.ndarray, tr
         one(f"default, min_faces {m}", m, None, True, "default")
     for m in args.min_faces_sweep:
         for t in args.thresholds:
-            one(f"threshold {t:.3f}, min_faces {m}", m, t, True, "sweep")
+            one(f"group threshold {t:.3f}, min_faces {m}", m, t, True, "sweep")
     return {
         "default_threshold": default_t,
+        "default_face_threshold": default_face,
         "calibration": written["calibration"],
         "write_s": written["write_s"],
         "rows": rows,
@@ -443,6 +469,129 @@ def run_peers(args: argparse.Namespace, vectors: np.ndarray, truth: np.ndarray, 
             )
         )
     return rows
+
+
+# -------------------------------------------------------------------------------------------------------- populations
+
+
+def best_peer(peers: list[dict], method: str) -> dict | None:
+    """The peer's row with the highest BCubed F on LFW (sweep or matched), or ``None``."""
+    rows = [r for r in peers if r["method"] == method and r.get("role") in ("sweep", "matched") and "params" in r]
+    return max(rows, key=lambda r: r["bcubed_f"]) if rows else None
+
+
+def cw_labels(vectors: np.ndarray, cos_t: float) -> np.ndarray:
+    """dlib's Chinese Whispers on every pair under ``cos_t`` (plus self-loops), as ``run_peers``' sweep."""
+    import dlib
+
+    sims = vectors @ vectors.T
+    i, j = np.nonzero(np.triu(sims > 1.0 - cos_t, 1))
+    edges = [(k, k) for k in range(len(vectors))] + list(zip(i.tolist(), j.tolist(), strict=True))
+    return np.asarray(dlib.chinese_whispers(edges), np.int64)
+
+
+def run_populations(args: argparse.Namespace, peers: list[dict]) -> list[dict]:
+    """Part 3b: each cached labelled set of ``fair_data.py`` grouped by us (default) and by the LFW-best peers."""
+    import lookalike
+    from lookalike.people import cluster
+    from lookalike.search.calibration import Calibration
+
+    out: list[dict] = []
+    files = sorted((HERE / "cache").glob(f"fair-{MODEL}-extra-*.npz"))
+    if not files:
+        log("populations: no cached labelled sets (run benchmarks/fairness.py with --extra first); skipped")
+    for f in files:
+        name = f.stem.removeprefix(f"fair-{MODEL}-extra-")
+        with np.load(f) as z:
+            ok = z["ok"].astype(bool)
+            names = [str(v) for v in z["names"][ok]]
+            vectors = np.asarray(z["vectors"][ok], np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        people = [n.split("/")[0] for n in names]
+        ids = {p: i for i, p in enumerate(sorted(set(people)))}
+        truth = np.array([ids[p] for p in people], np.int64)
+        per = np.bincount(truth)
+        info = {"set": name, "photos": len(names), "people": len(per), "median_photos": float(np.median(per))}
+        log(f"population {name}: {len(names)} photos of {len(per)} people")
+        uris = [f"/{name}/{n}" for n in names]
+        path = fresh_path(args.workdir, f"pop-{name}.duckdb")
+        written = write_faces(path, uris, vectors)
+        ds = lookalike.open(path)
+        uri_pos = {u: i for i, u in enumerate(uris)}
+        rows = []
+        for m in (3, 1):
+            t0 = time.perf_counter()
+            rep = ds.people.cluster(TABLE, full=True, min_faces=m)
+            secs = time.perf_counter() - t0
+            rows.append(
+                row(
+                    "ours",
+                    f"default ({rep.face_threshold:g}-{rep.threshold:g}), min_faces {m}",
+                    truth,
+                    exported_labels(ds, uri_pos, len(names)),
+                    secs,
+                    role="ours",
+                    min_faces=m,
+                )
+            )
+        cal = Calibration(**written["calibration"])
+        flat = (
+            max(0.35, cal.mode - 4.6 * cal.spread)
+            if cal.mode is not None and cal.spread is not None
+            else 0.82 * cal.card_threshold
+        )
+        flat = float(min(cal.threshold, flat))
+        a, b, _ = cluster.neighbour_graph(vectors, vectors, cluster.DEFAULT_NEIGHBOURS, same=True)
+        t0 = time.perf_counter()
+        lab = cluster.agglomerate(cluster.Nodes.faces(vectors), a, b, flat)
+        rows.append(
+            row(
+                "ours, before",
+                f"flat at the table-calibrated linkage {flat:.3f}",
+                truth,
+                lab,
+                time.perf_counter() - t0,
+                role="before",
+            )
+        )
+        dbs, hdb, cw = best_peer(peers, "DBSCAN"), best_peer(peers, "HDBSCAN"), best_peer(peers, "Chinese Whispers")
+        if dbs is not None:
+            from sklearn.cluster import DBSCAN
+
+            t0 = time.perf_counter()
+            lab = DBSCAN(
+                eps=dbs["params"]["eps"], min_samples=dbs["params"]["min_samples"], metric="cosine"
+            ).fit_predict(vectors)
+            rows.append(row("DBSCAN", "LFW-best: " + dbs["setting"], truth, lab, time.perf_counter() - t0, role="peer"))
+        if hdb is not None and hdb["params"].get("method") in ("eom", "leaf"):
+            from sklearn.cluster import HDBSCAN
+
+            t0 = time.perf_counter()
+            dist = np.sqrt(np.clip(2.0 - 2.0 * (vectors @ vectors.T), 0.0, None)).astype(np.float64)
+            np.fill_diagonal(dist, 0.0)
+            hp = hdb["params"]
+            lab = HDBSCAN(
+                min_cluster_size=hp["min_cluster_size"],
+                min_samples=hp["min_samples"],
+                metric="precomputed",
+                cluster_selection_method=hp["method"],
+            ).fit_predict(dist)
+            rows.append(
+                row("HDBSCAN", "LFW-best: " + hdb["setting"], truth, lab, time.perf_counter() - t0, role="peer")
+            )
+        if cw is not None:
+            t0 = time.perf_counter()
+            lab = cw_labels(vectors, cw["params"]["cosine"])
+            rows.append(
+                row("Chinese Whispers", "LFW-best: " + cw["setting"], truth, lab, time.perf_counter() - t0, role="peer")
+            )
+        for r in rows:
+            log(
+                f"  {r['method']:18s} {r['setting']:48s} BCubed F {r['bcubed_f']:.4f} "
+                f"(min 3: {r['min3']['bcubed_f']:.4f})"
+            )
+        out.append({**info, "calibration": written["calibration"], "rows": rows})
+    return out
 
 
 # -------------------------------------------------------------------------------------------------------- incremental
@@ -641,7 +790,7 @@ class Progress:
 def scale_worker(args: argparse.Namespace) -> None:
     """Child process: one scale measurement (``--scale-worker core|full``), results in ``--worker-out``."""
     from lookalike.people import cluster
-    from lookalike.search.calibration import calibrate, linkage_threshold
+    from lookalike.search.calibration import calibrate, grouping_thresholds
 
     out = Progress(args.worker_out)
     n = args.scale
@@ -664,12 +813,13 @@ def scale_worker(args: argparse.Namespace) -> None:
     from lookalike.faces.registry import get_card
 
     card = get_card(MODEL)
-    # rotated copies are farther apart than real strangers (random directions), which would loosen a calibration
-    # read from the mix: there, the threshold LFW's own faces give is used (and passed to people.cluster())
     cal = calibrate(x if original is None else x[original], card.threshold, card.safe_threshold)
-    threshold = float(linkage_threshold(cal))
-    given = None if original is None else threshold
+    pair = grouping_thresholds(cal)
+    assert pair is not None
+    face_threshold, threshold = pair
+    given = None
     out["threshold"] = threshold
+    out["face_threshold"] = face_threshold
     if args.scale_worker == "core":
         prof = cProfile.Profile() if args.profile else None
         if prof:
@@ -679,7 +829,7 @@ def scale_worker(args: argparse.Namespace) -> None:
         out["graph"] = {"seconds": time.perf_counter() - t0, "edges": len(qi), "exact": n <= cluster.EXACT_LIMIT}
         t0 = time.perf_counter()
         try:
-            lab = cluster.agglomerate(cluster.Nodes.faces(x), qi, bi, threshold)
+            lab = cluster.agglomerate(cluster.Nodes.faces(x), qi, bi, threshold, face_threshold=face_threshold)
         except MemoryError as e:
             out["agglomerate"] = {"seconds": time.perf_counter() - t0, "error": f"MemoryError: {e}"}
             raise
@@ -874,11 +1024,12 @@ def markdown(payload: dict) -> str:
     if "ours" in payload:
         ours = payload["ours"]
         lines += [
-            f"Table's default linkage threshold: {ours['default_threshold']:.4f} (calibration: "
+            f"Default thresholds: two single faces merge up to {ours['default_face_threshold']:.4f}, large groups up "
+            f"to {ours['default_threshold']:.4f} (0.8 and 0.93 x the card's threshold; the table's calibration: "
             f"{ours['calibration']['note']}).",
             "",
             "Ours and the peers (best = highest BCubed F of the sweep; "
-            "matched = the same distance as our default threshold, in the peer's metric):",
+            "matched = the same distance as our face threshold, in the peer's metric):",
             "",
             head,
             sep,
@@ -903,14 +1054,48 @@ def markdown(payload: dict) -> str:
             for r in peer:
                 if r["role"] == "best (real call)":
                     lines.append(line({**r, "setting": "best, real call: " + r["setting"]}))
+        lines += [
+            "",
+            "Everyone with min_faces 3 applied (groups of fewer than 3 faces count as singletons, as in our "
+            "default); each peer's best and matched settings chosen again under that rule:",
+            "",
+            head,
+            sep,
+        ]
+        first = next(r for r in rows if r["role"] == "default")
+        lines.append(line({**first, **first["min3"]}))
+        for name in ("DBSCAN", "HDBSCAN", "Chinese Whispers"):
+            peer = [r for r in payload.get("peers", []) if r["method"] == name and "min3" in r]
+            for role in ("sweep", "matched"):
+                pool = [r for r in peer if r["role"] in (("sweep", "matched") if role == "sweep" else ("matched",))]
+                if pool:
+                    b = max(pool, key=lambda r: r["min3"]["bcubed_f"])
+                    label = "best" if role == "sweep" else "matched"
+                    lines.append(line({**b, **b["min3"], "setting": f"{label}: {b['setting']}"}))
         lines += ["", "Our threshold sweep:", "", head, sep]
         lines += [line(r) for r in rows if r["role"] == "sweep"]
+    if payload.get("populations"):
+        lines += [
+            "",
+            "Other populations (each set's own DuckDB dataset; peers at their LFW-best setting; "
+            "BCubed F in %, and with min_faces 3 applied):",
+            "",
+            "| set | photos | people | method | setting | BCubed P | R | F | F, min_faces 3 | persons (min 3) |",
+            "|" + "---|" * 10,
+        ]
+        for pop in payload["populations"]:
+            for r in pop["rows"]:
+                lines.append(
+                    f"| {pop['set']} | {pop['photos']} | {pop['people']} | {r['method']} | {r['setting']} | "
+                    f"{_pct(r['bcubed_precision'])} | {_pct(r['bcubed_recall'])} | {_pct(r['bcubed_f'])} | "
+                    f"{_pct(r['min3']['bcubed_f'])} | {r['min3']['persons']} |"
+                )
     if "incremental" in payload:
         inc = payload["incremental"]
         lines += [
             "",
             f"Incremental against full (photos shuffled with seed {inc['seed']}, "
-            f"{len(inc['batches'])} batches; min_faces 3, the table's threshold after each batch):",
+            f"{len(inc['batches'])} batches; min_faces 3, the default thresholds):",
             "",
             head,
             sep,
@@ -1002,8 +1187,8 @@ def main() -> None:
     ap.add_argument(
         "--thresholds",
         type=_floats,
-        default=_floats("0.40,0.45,0.50,0.525,0.55,0.575,0.60,0.65,0.70"),
-        help="our linkage thresholds to sweep (comma-separated cosine distances)",
+        default=_floats("0.50,0.55,0.575,0.60,0.625,0.65,0.675,0.70,0.75"),
+        help="our group thresholds to sweep (comma-separated cosine distances; the face threshold is 0.8 of each)",
     )
     ap.add_argument("--min-faces-sweep", type=_ints, default=[3, 1], help="min_faces values of our sweep")
     ap.add_argument(
@@ -1023,6 +1208,7 @@ def main() -> None:
     ap.add_argument("--skip-lfw", action="store_true", help="skip parts 1-3 (LFW)")
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-incremental", action="store_true")
+    ap.add_argument("--skip-populations", action="store_true", help="skip part 3b (other labelled sets)")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--scale", type=int, default=1_000_000, help="synthetic faces of the scale test")
     ap.add_argument(
@@ -1089,9 +1275,11 @@ def main() -> None:
             log(f"LFW: {len(names)} photos, {len(per)} people")
             payload["ours"] = run_ours(args, names, vectors, truth)
             if not args.skip_peers:
-                payload["peers"] = run_peers(args, vectors, truth, payload["ours"]["default_threshold"])
+                payload["peers"] = run_peers(args, vectors, truth, payload["ours"]["default_face_threshold"])
             if not args.skip_incremental:
                 payload["incremental"] = run_incremental(args, names, vectors, truth)
+        if not args.skip_populations:
+            payload["populations"] = run_populations(args, payload.get("peers", []))
         if not args.skip_scale:
             payload["scale"] = run_scale(args)
     finally:
