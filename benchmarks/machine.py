@@ -52,6 +52,14 @@ def describe() -> dict[str, Any]:
         info["flush_denormals"] = fpmode.supported()
     except ImportError:
         pass
+    try:
+        from lookalike.faces.runtime import onnx_device
+
+        info["device"], note = onnx_device()
+        if note:
+            info["device_note"] = note
+    except ImportError:
+        pass
     return info
 
 
@@ -59,7 +67,8 @@ def banner() -> str:
     """One line for the top of a benchmark's output."""
     d = describe()
     mem = f", {d['memory_gib']} GiB" if "memory_gib" in d else ""
-    return f"machine: {d['cpu']}, {d['cores']} cores{mem}, {d['platform']}, Python {d['python']}"
+    dev = f", onnxruntime on {d['device'].upper()}" if "device" in d else ""
+    return f"machine: {d['cpu']}, {d['cores']} cores{mem}, {d['platform']}, Python {d['python']}{dev}"
 
 
 def print_banner() -> dict[str, Any]:

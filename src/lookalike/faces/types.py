@@ -56,6 +56,8 @@ class ModelCard:
     aliases: tuple[str, ...] = field(default=())
     #: False for a model nobody has calibrated (a user's ONNX file): ``same_person`` is then null.
     calibrated: bool = True
+    #: What runs the identity network: ``onnxruntime`` (can use a GPU), ``litert``, ``opencv-dnn`` or ``dlib``.
+    runtime: str = "onnxruntime"
 
 
 class Detector(Protocol):
