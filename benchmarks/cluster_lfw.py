@@ -475,8 +475,8 @@ def run_peers(args: argparse.Namespace, vectors: np.ndarray, truth: np.ndarray, 
 
 
 def best_peer(peers: list[dict], method: str) -> dict | None:
-    """The peer's row with the highest BCubed F on LFW (sweep or matched), or ``None``."""
-    rows = [r for r in peers if r["method"] == method and r.get("role") in ("sweep", "matched") and "params" in r]
+    """The peer's sweep row with the highest BCubed F on LFW, or ``None``."""
+    rows = [r for r in peers if r["method"] == method and r.get("role") == "sweep" and "params" in r]
     return max(rows, key=lambda r: r["bcubed_f"]) if rows else None
 
 
@@ -1118,7 +1118,14 @@ def markdown(payload: dict) -> str:
     if "scale" in payload:
         lines += [
             "",
-            f"Scale (child processes, address space capped at {payload['args']['scale_mem_gib']} GiB; min_faces 3):",
+            f"Scale (child processes, address space capped at {payload['args']['scale_mem_gib']} GiB; min_faces 3"
+            + (
+                f"; from {payload['scale_from']['file']}, commit {payload['scale_from']['git']['commit'][:10]}, "
+                f"run {payload['scale_from']['finished']}"
+                if "scale_from" in payload
+                else ""
+            )
+            + "):",
             "",
             "| data | faces | path | ok | graph s | agglomerate s | write s | cluster s | wall s | peak RSS MiB "
             "| BCubed F | persons | note |",
@@ -1210,6 +1217,7 @@ def main() -> None:
     ap.add_argument("--skip-incremental", action="store_true")
     ap.add_argument("--skip-populations", action="store_true", help="skip part 3b (other labelled sets)")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--scale-from", help="take part 4 from this earlier results JSON instead of running it")
     ap.add_argument("--scale", type=int, default=1_000_000, help="synthetic faces of the scale test")
     ap.add_argument(
         "--scale-steps",
@@ -1280,7 +1288,11 @@ def main() -> None:
                 payload["incremental"] = run_incremental(args, names, vectors, truth)
         if not args.skip_populations:
             payload["populations"] = run_populations(args, payload.get("peers", []))
-        if not args.skip_scale:
+        if args.scale_from:
+            earlier = json.loads(Path(args.scale_from).read_text())
+            payload["scale"] = earlier["scale"]
+            payload["scale_from"] = {"file": args.scale_from, "git": earlier["git"], "finished": earlier["finished"]}
+        elif not args.skip_scale:
             payload["scale"] = run_scale(args)
     finally:
         if own_workdir:
