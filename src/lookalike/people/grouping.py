@@ -159,9 +159,7 @@ def run(
         cannot = (np.concatenate(ca), np.concatenate(cb)) if ca else None
 
         del fm
-        labels = cluster.agglomerate(
-            nodes, ea, eb, linkage, face_threshold=face_linkage, cannot=cannot, overwrite=True
-        )
+        labels = cluster.agglomerate(nodes, ea, eb, linkage, face_threshold=face_linkage, cannot=cannot, overwrite=True)
 
         # each cluster: the seed in it (at most one, since seeds never merge), and its free faces
         free_labels = labels[n_seeds:]
