@@ -144,3 +144,18 @@ def test_a_face_threshold_above_the_group_threshold_is_refused() -> None:
     x = _two_groups(2, 0.3)
     with pytest.raises(ValueError, match="face_threshold"):
         cluster.agglomerate(cluster.Nodes.faces(x), np.array([0]), np.array([1]), 0.5, face_threshold=0.6)
+
+
+def test_group_sums_are_the_same_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lookalike.people import grouping
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    rows = rng.choice(500, 300, replace=False)
+    groups = rng.integers(0, 40, 300)
+    want = np.zeros((40, 16))
+    np.add.at(want, groups, vectors[rows].astype(np.float64))
+    whole = grouping._reduce_rows(rows, groups, vectors, 40)
+    monkeypatch.setattr(grouping, "REDUCE_BLOCK", 7)  # groups cut across blocks
+    blocked = grouping._reduce_rows(rows, groups, vectors, 40)
+    assert np.allclose(whole, want, atol=1e-5) and np.allclose(blocked, want, atol=1e-5)
