@@ -349,10 +349,21 @@ def models(ctx: click.Context, as_json: bool) -> None:
 
 @models.command("add")
 @click.argument("name")
-@click.option("--onnx", "onnx", required=True, metavar="PATH_OR_URI", help="The ONNX identity network.")
-@click.option("--input-size", default=112, show_default=True, type=click.IntRange(16, 1024), help="Crop side.")
-@click.option("--mean", default=127.5, show_default=True, help="Subtracted from every pixel (0-255).")
-@click.option("--std", default=128.0, show_default=True, help="Then divided by this.")
+@click.option(
+    "--onnx",
+    "onnx",
+    required=True,
+    metavar="PATH_OR_URI",
+    help="The ONNX identity network, or an insightface-style pack folder (SCRFD det_*.onnx + identity .onnx).",
+)
+@click.option(
+    "--input-size",
+    default=None,
+    type=click.IntRange(16, 1024),
+    help="Crop side [default: the network's own, else 112].",
+)
+@click.option("--mean", default=None, type=float, help="Subtracted from every pixel, 0-255 [default: 127.5].")
+@click.option("--std", default=None, type=float, help="Then divided by this [default: 128; 127.5 for a pack].")
 @click.option(
     "--color-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False), default="RGB", show_default=True
 )
@@ -360,9 +371,17 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @click.option("--replace", is_flag=True, help="Replace a model of that name.")
 @handle_errors
 def models_add(
-    name: str, onnx: str, input_size: int, mean: float, std: float, color_order: str, layout: str, replace: bool
+    name: str,
+    onnx: str,
+    input_size: int | None,
+    mean: float | None,
+    std: float | None,
+    color_order: str,
+    layout: str,
+    replace: bool,
 ) -> None:
-    """Add your own ONNX identity network as face model NAME (faces are found and aligned by Lookalike)."""
+    """Add your own ONNX identity network as face model NAME (faces are found and aligned by Lookalike, or by
+    the pack's SCRFD detector when --onnx is an insightface-style pack folder)."""
     from lookalike.faces.user_models import add_model
 
     spec = add_model(
@@ -375,9 +394,10 @@ def models_add(
         layout=layout,
         replace=replace,
     )
+    det = "" if spec.detector_sha256 is None else f", the pack's detector {spec.detector_source}"
     click.echo(
         f"added model {spec.name}: {spec.dim}-d, {spec.input_size}x{spec.input_size} {spec.color_order} "
-        f"{spec.layout}, sha256 {spec.sha256[:12]}; not calibrated (same_person stays null until it is)"
+        f"{spec.layout}, sha256 {spec.sha256[:12]}{det}; not calibrated (same_person stays null until it is)"
     )
 
 

@@ -8,6 +8,12 @@ scaled to ``input_size``); the crop is then ``(pixel - mean) / std`` in ``color_
 
 Until a model is calibrated its card says so, and ``same_person`` is null for its faces, not a guess. The stored
 copy is checked against its SHA-256 when it loads: a changed file is refused.
+
+**Model packs.** ``PATH_OR_URI`` may also be a folder (or bucket prefix) laid out like insightface's packs
+(``buffalo_l``, ``antelopev2``): an SCRFD detector (``det_10g.onnx``) and an identity network (``w600k_r50.onnx``;
+the packs' landmark and gender/age networks are recognised and left out). Then the pack's own detector finds and
+places the faces (:mod:`lookalike.faces.scrfd`), and the default preprocessing is insightface's:
+RGB ``(x - 127.5) / 127.5``, at the network's own input size.
 """
 
 from __future__ import annotations
@@ -58,19 +64,31 @@ class OnnxSpec:
     batch: int | None  # fixed batch size of the graph, or None when dynamic
     threshold: float | None = None  # cosine distance at LFW-style FAR 0.1 %, once calibrated
     calibration_note: str = ""
+    detector_sha256: str | None = None  # a pack's SCRFD detector (None: Lookalike's MTCNN)
+    detector_source: str = ""
+    recognizer_source: str = ""  # for a pack: its identity network's file
 
     @property
     def path(self) -> Path:
         return config_dir() / "models" / f"{self.sha256}.onnx"
+
+    @property
+    def detector_path(self) -> Path | None:
+        return None if self.detector_sha256 is None else config_dir() / "models" / f"{self.detector_sha256}.onnx"
 
     def card(self) -> ModelCard:
         return ModelCard(
             name=self.name,
             dim=self.dim,
             input_size=(self.input_size, self.input_size),
-            detector="MTCNN (Lookalike's) + 5-point ArcFace alignment",
+            detector=(
+                "MTCNN (Lookalike's) + 5-point ArcFace alignment"
+                if self.detector_sha256 is None
+                else f"SCRFD from the pack ({self.detector_source}, sha256 {self.detector_sha256[:12]}) + 5-point "
+                "ArcFace alignment"
+            ),
             licence="user-supplied",
-            weights=f"user ONNX from {self.source} (sha256 {self.sha256[:12]})",
+            weights=f"user ONNX from {self.recognizer_source or self.source} (sha256 {self.sha256[:12]})",
             threshold=self.threshold if self.threshold is not None else 1.0,
             threshold_note=self.calibration_note or "not calibrated: same_person is null until it is",
             description=f"user model: {self.input_size}x{self.input_size} {self.color_order} {self.layout}, "
@@ -115,6 +133,9 @@ def user_specs() -> list[OnnxSpec]:
                 batch=d.get("batch"),
                 threshold=d.get("threshold"),
                 calibration_note=str(d.get("calibration_note") or ""),
+                detector_sha256=d.get("detector_sha256"),
+                detector_source=str(d.get("detector_source") or ""),
+                recognizer_source=str(d.get("recognizer_source") or ""),
             )
         )
     return out
@@ -133,17 +154,18 @@ def add_model(
     name: str,
     onnx: str,
     *,
-    input_size: int = 112,
-    mean: float | tuple[float, ...] = 127.5,
-    std: float | tuple[float, ...] = 128.0,
+    input_size: int | None = None,
+    mean: float | tuple[float, ...] | None = None,
+    std: float | tuple[float, ...] | None = None,
     color_order: str = "RGB",
     layout: str = "NCHW",
     replace: bool = False,
     storage_options: Any = None,
 ) -> OnnxSpec:
-    """Register the ONNX identity network at ``onnx`` (a path or URI) as face model ``name``."""
+    """Register the ONNX identity network at ``onnx`` (a path or URI; or a pack folder, see the module
+    docstring) as face model ``name``. ``input_size`` defaults to the network's own (else 112); ``mean`` and
+    ``std`` to 127.5 and 128 (127.5 and 127.5 for a pack)."""
     from lookalike.faces.registry import builtin_names
-    from lookalike.storage import read_object
 
     name = name.strip().lower()
     if not _NAME.match(name):
@@ -157,21 +179,26 @@ def add_model(
         raise InvalidArgument(f"COLOR_ORDER must be 'RGB' or 'BGR', got {color_order!r}")
     if layout not in ("NCHW", "NHWC"):
         raise InvalidArgument(f"LAYOUT must be 'NCHW' or 'NHWC', got {layout!r}")
-    if not 16 <= int(input_size) <= 1024:
+    if input_size is not None and not 16 <= int(input_size) <= 1024:
         raise InvalidArgument(f"INPUT_SIZE must be between 16 and 1024, got {input_size}")
-    data = read_object(onnx, options=storage_options)
+    pack = read_pack(onnx, storage_options)
+    data = pack.recognizer
+    if input_size is None:
+        input_size = pack.recognizer_size or 112
+    if mean is None:
+        mean = 127.5
+    if std is None:
+        std = 127.5 if pack.detector is not None else 128.0
     sha = hashlib.sha256(data).hexdigest()
-    dim, batch = _inspect(data, int(input_size), layout, onnx)
+    dim, batch = _inspect(data, int(input_size), layout, pack.recognizer_source)
+    det_sha = None if pack.detector is None else hashlib.sha256(pack.detector).hexdigest()
     with _LOCK:
         index = _load_index()
         if name in index and not replace:
             raise InvalidArgument(f"model {name!r} already exists", hint="remove it first, or pass replace")
-        target = config_dir() / "models" / f"{sha}.onnx"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file():
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+        _store(sha, data)
+        if det_sha is not None and pack.detector is not None:
+            _store(det_sha, pack.detector)
         index[name] = {
             "source": onnx,
             "sha256": sha,
@@ -182,10 +209,108 @@ def add_model(
             "color_order": color_order,
             "layout": layout,
             "batch": batch,
+            "detector_sha256": det_sha,
+            "detector_source": pack.detector_source,
+            "recognizer_source": pack.recognizer_source if pack.detector is not None else "",
         }
         _save_index(index)
     register_user_models(force=True)
     return next(s for s in user_specs() if s.name == name)
+
+
+def _store(sha: str, data: bytes) -> None:
+    """Write ``data`` as ``models/<sha>.onnx`` in the config folder (atomically; once)."""
+    target = config_dir() / "models" / f"{sha}.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.is_file():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """What a model source holds: the identity network, and a pack's SCRFD detector when it is a pack."""
+
+    recognizer: bytes
+    recognizer_source: str
+    recognizer_size: int | None  # the network's fixed square input side, if it has one
+    detector: bytes | None = None
+    detector_source: str = ""
+
+
+def _role(data: bytes, source: str) -> tuple[str, int | None]:
+    """What an ONNX file of a pack is, as insightface's model router tells them apart: ``detector`` (SCRFD's
+    signature), ``landmarks`` (192 x 192 input), ``attributes`` (96 x 96), ``recognizer`` (a square input of at
+    least 112, a multiple of 16), else ``other``; with the square input side when fixed."""
+    import onnxruntime as ort
+
+    from lookalike.faces.scrfd import looks_like_scrfd
+
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ModelError(f"{source} is not an ONNX model onnxruntime can load: {err}") from None
+    if looks_like_scrfd(session):
+        return "detector", None
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if len(inputs) == 1 else []
+    side = shape[2] if len(shape) == 4 and isinstance(shape[2], int) and shape[2] == shape[3] else None
+    if side == 192:
+        return "landmarks", side
+    if side == 96:
+        return "attributes", side
+    if len(inputs) == 1 and len(session.get_outputs()) == 1 and (side is None or (side >= 112 and side % 16 == 0)):
+        return "recognizer", side
+    return "other", side
+
+
+def read_pack(source: str, storage_options: Any = None) -> Pack:
+    """The identity network at ``source`` (one ONNX file), or a pack's detector and identity network (a folder
+    or bucket prefix holding ``.onnx`` files)."""
+    from lookalike.storage import list_objects, read_object
+
+    local = "://" not in source or source.startswith("file://")
+    if local:
+        is_folder = os.path.isdir(source.removeprefix("file://"))
+    else:  # a bucket has no folders: a prefix is one that ends with "/" or names no .onnx file
+        is_folder = source.endswith("/") or not source.lower().endswith(".onnx")
+    if not is_folder:
+        data = read_object(source, options=storage_options)
+        return Pack(data, source, _role(data, source)[1])
+    files = [info.uri for _, info in list_objects(source, options=storage_options, images_only=False)]
+    onnx_files = sorted(f for f in files if f.lower().endswith(".onnx"))
+    if not onnx_files:
+        raise ModelError(f"{source} holds no .onnx file", hint="a pack holds an SCRFD det_*.onnx and an identity .onnx")
+    roles: dict[str, list[tuple[str, bytes, int | None]]] = {}
+    for f in onnx_files:
+        data = read_object(f, options=storage_options)
+        role, side = _role(data, f)
+        roles.setdefault(role, []).append((f, data, side))
+    names = ", ".join(os.path.basename(f) for f in onnx_files)
+    detectors, recognizers = roles.get("detector", []), roles.get("recognizer", [])
+    if len(recognizers) != 1:
+        raise ModelError(
+            f"the pack {source} has {len(recognizers)} identity networks among {names}; it needs exactly one",
+            hint="point MODEL_PATH / --onnx at the identity .onnx file itself, or leave one in the folder",
+        )
+    if len(detectors) > 1:
+        raise ModelError(f"the pack {source} has {len(detectors)} SCRFD detectors ({names}); it needs at most one")
+    rec_name, rec, side = recognizers[0]
+    if not detectors:
+        return Pack(rec, rec_name, side)
+    det_name, det, _ = detectors[0]
+    import onnxruntime as ort
+
+    from lookalike.faces.scrfd import LAYOUTS
+
+    outputs = len(ort.InferenceSession(det, providers=["CPUExecutionProvider"]).get_outputs())
+    if not LAYOUTS[outputs][2]:
+        raise ModelError(
+            f"the pack's detector {det_name} gives no landmarks; faces need five landmarks to be aligned",
+            hint="use a *kps SCRFD (the packs' own det_10g.onnx has them)",
+        )
+    return Pack(rec, rec_name, side, det, det_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +476,17 @@ class OnnxModel(_Pipeline):
                 hint=f"add it again: lookalike models add {spec.name} --onnx {spec.source} --replace",
             )
         self._session = ort_session(spec.path, None)
+        det_path = spec.detector_path
+        if det_path is not None:
+            from lookalike.faces.scrfd import ScrfdDetector
+
+            det = det_path.read_bytes() if det_path.is_file() else b""
+            if hashlib.sha256(det).hexdigest() != spec.detector_sha256:
+                raise ModelError(
+                    f"the detector of model {spec.name!r} ({det_path}) is missing or changed since it was added",
+                    hint=f"add it again: lookalike models add {spec.name} --onnx {spec.source} --replace",
+                )
+            self.detector = ScrfdDetector(det_path)
         self._input = self._session.get_inputs()[0].name
         self._mean = np.asarray(spec.mean, np.float32)
         self._std = np.asarray(spec.std, np.float32)
