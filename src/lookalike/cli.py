@@ -352,9 +352,29 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @click.option(
     "--onnx",
     "onnx",
-    required=True,
+    default=None,
     metavar="PATH_OR_URI",
     help="The ONNX identity network, or an insightface-style pack folder (SCRFD det_*.onnx + identity .onnx).",
+)
+@click.option(
+    "--endpoint",
+    default=None,
+    metavar="URL",
+    help="Instead of --onnx: an HTTP embedding service (contract: docs/remote-models.md).",
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="With --endpoint: seconds per call.",
+)
+@click.option(
+    "--retries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 10),
+    help="With --endpoint: retries of a failed call, with back-off.",
 )
 @click.option(
     "--input-size",
@@ -372,7 +392,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @handle_errors
 def models_add(
     name: str,
-    onnx: str,
+    onnx: str | None,
+    endpoint: str | None,
+    timeout: float,
+    retries: int,
     input_size: int | None,
     mean: float | None,
     std: float | None,
@@ -381,8 +404,22 @@ def models_add(
     replace: bool,
 ) -> None:
     """Add your own ONNX identity network as face model NAME (faces are found and aligned by Lookalike, or by
-    the pack's SCRFD detector when --onnx is an insightface-style pack folder)."""
-    from lookalike.faces.user_models import add_model
+    the pack's SCRFD detector when --onnx is an insightface-style pack folder), or an HTTP embedding service
+    (--endpoint)."""
+    from lookalike.faces.user_models import add_model, add_remote_model
+
+    if (onnx is None) == (endpoint is None):
+        raise click.UsageError("give either --onnx PATH_OR_URI or --endpoint URL")
+    if endpoint is not None:
+        remote = add_remote_model(
+            name, endpoint, input_size=input_size or 112, timeout=timeout, retries=retries, replace=replace
+        )
+        click.echo(
+            f"added remote model {remote.name}: {remote.dim}-d from {remote.endpoint}, {remote.input_size}x"
+            f"{remote.input_size} RGB crops; not calibrated (same_person stays null until it is)"
+        )
+        return
+    assert onnx is not None
 
     spec = add_model(
         name,

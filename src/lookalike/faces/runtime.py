@@ -115,6 +115,8 @@ def model_device(card: Any) -> tuple[str, str]:
     """``(device, note)`` for a model card: onnxruntime models as :func:`onnx_device`; the other runtimes run on
     the CPU (for ``fusion``, its dlib half)."""
     runtime = str(getattr(card, "runtime", "onnxruntime"))
+    if runtime == "remote":
+        return "remote", "an HTTP service computes the embeddings; detection runs here"
     if runtime == "onnxruntime":
         return onnx_device()
     if runtime.startswith("onnxruntime+"):

@@ -32,6 +32,7 @@ import numpy as np
 
 from lookalike.errors import InvalidArgument, ModelError
 from lookalike.faces.models import _Pipeline
+from lookalike.faces.remote import RemoteModel, RemoteSpec, check_endpoint, probe
 from lookalike.faces.types import FaceModel, ModelCard
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
@@ -116,9 +117,24 @@ def _save_index(data: dict[str, dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def user_specs() -> list[OnnxSpec]:
-    out = []
+def user_specs() -> list[OnnxSpec | RemoteSpec]:
+    out: list[OnnxSpec | RemoteSpec] = []
     for name, d in sorted(_load_index().items()):
+        if d.get("kind") == "remote":
+            out.append(
+                RemoteSpec(
+                    name=name,
+                    endpoint=str(d["endpoint"]),
+                    dim=int(d["dim"]),
+                    input_size=int(d.get("input_size", 112)),
+                    timeout=float(d.get("timeout", 30.0)),
+                    retries=int(d.get("retries", 3)),
+                    connection=d.get("connection"),
+                    threshold=d.get("threshold"),
+                    calibration_note=str(d.get("calibration_note") or ""),
+                )
+            )
+            continue
         out.append(
             OnnxSpec(
                 name=name,
@@ -165,15 +181,7 @@ def add_model(
     """Register the ONNX identity network at ``onnx`` (a path or URI; or a pack folder, see the module
     docstring) as face model ``name``. ``input_size`` defaults to the network's own (else 112); ``mean`` and
     ``std`` to 127.5 and 128 (127.5 and 127.5 for a pack)."""
-    from lookalike.faces.registry import builtin_names
-
-    name = name.strip().lower()
-    if not _NAME.match(name):
-        raise InvalidArgument(
-            f"invalid model name {name!r}", hint="letters, digits, '_', '-' and '.', starting with a letter"
-        )
-    if name in builtin_names():
-        raise InvalidArgument(f"{name!r} is a built-in model", hint="choose another name")
+    name = _new_name(name)
     color_order, layout = color_order.upper(), layout.upper()
     if color_order not in ("RGB", "BGR"):
         raise InvalidArgument(f"COLOR_ORDER must be 'RGB' or 'BGR', got {color_order!r}")
@@ -215,7 +223,64 @@ def add_model(
         }
         _save_index(index)
     register_user_models(force=True)
-    return next(s for s in user_specs() if s.name == name)
+    spec = next(s for s in user_specs() if s.name == name)
+    assert isinstance(spec, OnnxSpec)
+    return spec
+
+
+def _new_name(name: str) -> str:
+    """``name`` lower-cased, or :class:`InvalidArgument` for a malformed or built-in name."""
+    from lookalike.faces.registry import builtin_names
+
+    name = name.strip().lower()
+    if not _NAME.match(name):
+        raise InvalidArgument(
+            f"invalid model name {name!r}", hint="letters, digits, '_', '-' and '.', starting with a letter"
+        )
+    if name in builtin_names():
+        raise InvalidArgument(f"{name!r} is a built-in model", hint="choose another name")
+    return name
+
+
+def add_remote_model(
+    name: str,
+    endpoint: str,
+    *,
+    input_size: int = 112,
+    timeout: float = 30.0,
+    retries: int = 3,
+    connection: str | None = None,
+    replace: bool = False,
+) -> RemoteSpec:
+    """Register the HTTP embedding service at ``endpoint`` as face model ``name`` (see
+    :mod:`lookalike.faces.remote`); one grey crop is sent to learn the vectors' dimension."""
+    name = _new_name(name)
+    url = check_endpoint(endpoint)
+    if not 16 <= int(input_size) <= 1024:
+        raise InvalidArgument(f"INPUT_SIZE must be between 16 and 1024, got {input_size}")
+    if not 0 < float(timeout) <= 3600:
+        raise InvalidArgument(f"the timeout must be between 0 and 3600 seconds, got {timeout}")
+    if not 0 <= int(retries) <= 10:
+        raise InvalidArgument(f"retries must be between 0 and 10, got {retries}")
+    dim = probe(url, int(input_size), model=name, timeout=float(timeout), retries=int(retries))
+    with _LOCK:
+        index = _load_index()
+        if name in index and not replace:
+            raise InvalidArgument(f"model {name!r} already exists", hint="remove it first, or pass replace")
+        index[name] = {
+            "kind": "remote",
+            "endpoint": url,
+            "dim": dim,
+            "input_size": int(input_size),
+            "timeout": float(timeout),
+            "retries": int(retries),
+            "connection": connection,
+        }
+        _save_index(index)
+    register_user_models(force=True)
+    spec = next(s for s in user_specs() if s.name == name)
+    assert isinstance(spec, RemoteSpec)
+    return spec
 
 
 def _store(sha: str, data: bytes) -> None:
@@ -454,9 +519,9 @@ def register_user_models(*, force: bool = False) -> None:
             _REGISTERED.add(spec.name)
 
 
-def _factory(spec: OnnxSpec) -> Callable[[ModelCard], FaceModel]:
+def _factory(spec: OnnxSpec | RemoteSpec) -> Callable[[ModelCard], FaceModel]:
     def build(card: ModelCard) -> FaceModel:
-        return OnnxModel(card, spec)
+        return RemoteModel(card, spec) if isinstance(spec, RemoteSpec) else OnnxModel(card, spec)
 
     return build
 

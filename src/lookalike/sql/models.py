@@ -109,19 +109,22 @@ def create_model(ctx: Context, parsed: ParsedStatement) -> Outcome:
             cls=SqlNotSupported,
             hint="import an ONNX identity network (MODEL_TYPE = 'ONNX', MODEL_PATH = ...), or " + local_models(),
         )
-    else:
+    connection = None
+    props = tree.args.get("properties")
+    for prop in props.expressions if props else []:
+        if isinstance(prop, exp.RemoteWithConnectionModelProperty):
+            connection = prop.this.sql(dialect="bigquery").replace("`", "")
+    if model_type is None:
         if "endpoint" not in options:
             raise ctx.error("CREATE MODEL needs OPTIONS(ENDPOINT = '...')", at=tree.this, hint="use " + local_models())
         endpoint_node, endpoint_at = options["endpoint"]
         endpoint = constant(stmt, endpoint_node, "ENDPOINT")
         if not isinstance(endpoint, str) or not endpoint.strip():
             raise ctx.error("ENDPOINT must be a model name string", at=endpoint_at, hint="use " + local_models())
-        model = resolve_endpoint(ctx, endpoint.strip(), endpoint_at)
-    connection = None
-    props = tree.args.get("properties")
-    for prop in props.expressions if props else []:
-        if isinstance(prop, exp.RemoteWithConnectionModelProperty):
-            connection = prop.this.sql(dialect="bigquery").replace("`", "")
+        if endpoint.strip().lower().startswith(("http://", "https://")):
+            model = _import_remote(ctx, name, options, endpoint.strip(), connection)
+        else:
+            model = resolve_endpoint(ctx, endpoint.strip(), endpoint_at)
     existing = find(ctx, name)
     if existing is not None and not tree.args.get("replace"):
         if tree.args.get("exists"):
@@ -173,6 +176,38 @@ def _import_onnx(ctx: Context, name: Name, options: dict[str, tuple[exp.Expr, in
     except LookalikeError as err:
         raise ctx.error(err.message, at=options["model_path"][1], hint=err.hint) from None
     return f"onnx:{path}", model
+
+
+_REMOTE_OPTIONS = ("endpoint", "input_size", "timeout_seconds", "retries")
+
+
+def _import_remote(
+    ctx: Context, name: Name, options: dict[str, tuple[exp.Expr, int]], endpoint: str, connection: str | None
+) -> str:
+    """``ENDPOINT = 'https://...'``: register the HTTP embedding service as a user face model (the SQL model's
+    name); one grey crop is sent to learn its vectors' dimension."""
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.user_models import add_remote_model
+
+    stmt = ctx.statement
+    unknown = sorted(set(options) - set(_REMOTE_OPTIONS))
+    if unknown:
+        raise ctx.error(
+            f"unknown option {unknown[0].upper()} for a remote model",
+            at=options[unknown[0]][1],
+            hint="options: " + ", ".join(o.upper() for o in _REMOTE_OPTIONS),
+        )
+    values = {k: constant(stmt, node, k.upper()) for k, (node, _) in options.items()}
+    model = f"{name.schema}.{name.name}".lower() if name.schema.lower() != "main" else name.name.lower()
+    kwargs: dict[str, object] = {"connection": connection}
+    for key, arg in (("input_size", "input_size"), ("timeout_seconds", "timeout"), ("retries", "retries")):
+        if key in values:
+            kwargs[arg] = values[key]
+    try:
+        add_remote_model(model, endpoint, replace=True, **kwargs)  # type: ignore[arg-type]
+    except LookalikeError as err:
+        raise ctx.error(err.message, at=options["endpoint"][1], hint=err.hint) from None
+    return model
 
 
 @statement("drop_model")
