@@ -304,3 +304,31 @@ def test_cli_people_commands(clustered: Path, tmp_path: Path) -> None:
     assert again.returncode == 1 and "forgotten" in again.stderr
     report = json.loads(run("cluster", "--full", "--json").stdout)
     assert report["mode"] == "full"
+
+
+def test_grouping_leaves_the_dataset_free_while_it_computes_and_redoes_a_run_the_dataset_changed_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "free.duckdb"
+    ds = lookalike.open(path)
+    ds.index(str(DATA / "gallery"))
+    real_plan = grouping._plan
+    calls: list[int] = []
+
+    def plan_while_another_process_writes(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            # another process opens the file for writing while the grouping computes: it is free, and what it
+            # writes (a new log row for the table) must make the run start again rather than write a stale result
+            sql = "INSERT INTO lookalike_people_log (tbl, action, detail) VALUES ('faces', 'note', '{}')"
+            code = f"import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute({sql!r}); con.close()"
+            done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        return real_plan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(grouping, "_plan", plan_while_another_process_writes)
+    report = ds.people.cluster(min_faces=2)
+    assert len(calls) == 2  # the first result was thrown away
+    assert report.persons > 0 and report.assigned > 0
+    history = [h["action"] for h in ds.people.history()]
+    assert history.count("cluster") == 1 and "note" in history

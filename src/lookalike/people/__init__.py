@@ -63,9 +63,7 @@ class People:
         distance up to which large groups merge (two single faces need 0.8 of it; the default comes from the
         model's threshold, see ``search.calibration.grouping_thresholds``); a new person needs ``min_faces``
         faces."""
-        with writer(self.path) as con:
-            info = dstore.get_table(con, table)
-            return grouping.run(con, info, full=full, min_faces=min_faces, threshold=threshold)
+        return grouping.run_unlocked(self.path, table, full=full, min_faces=min_faces, threshold=threshold)
 
     # ------------------------------------------------------------------------------------------ reading
 
