@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +22,16 @@ from lookalike.cli import main as cli_main
 from lookalike.errors import ModelError
 from lookalike.faces import scrfd, user_models
 from lookalike.faces.detectors import get_detector
-from lookalike.faces.registry import get_card, unregister
+from lookalike.faces.registry import get_card
 from lookalike.images import decode_image
 
+pytestmark = pytest.mark.usefixtures("config_dir")  # users' models in a fresh folder (conftest.py)
 DATA = Path(__file__).resolve().parents[1] / "data"
 REPO = Path(__file__).resolve().parents[2]
 FR_FEATURE = REPO / "src" / "lookalike" / "faces" / "weights" / "fr_feature.onnx"
 PHOTO = DATA / "queries" / "Tony_Blair_0010.jpg"
 SIZE = 640
 SHIFT = 6.0  # the pack's box is MTCNN's moved right by this many pixels (landmarks unchanged)
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("LOOKALIKE_CONFIG_DIR", str(folder))
-    yield folder
-    for name in list(user_models._REGISTERED):
-        unregister(name)
-    user_models._REGISTERED.clear()
 
 
 def _save(graph_outputs: list[np.ndarray], path: Path, input_shape: list[int | str]) -> Path:

@@ -27,8 +27,9 @@ from lookalike.cli import main as cli_main
 from lookalike.errors import InvalidArgument, ModelError
 from lookalike.faces import remote, user_models
 from lookalike.faces.models import FrFeatureModel
-from lookalike.faces.registry import get_card, get_model, unregister
+from lookalike.faces.registry import get_card, get_model
 
+pytestmark = pytest.mark.usefixtures("config_dir")  # users' models in a fresh folder (conftest.py)
 DATA = Path(__file__).resolve().parents[1] / "data"
 REPO = Path(__file__).resolve().parents[2]
 QUERY = str(DATA / "queries" / "Tony_Blair_0010.jpg")
@@ -102,16 +103,6 @@ def service() -> Iterator[Service]:
     s = Service()
     yield s
     s.close()
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("LOOKALIKE_CONFIG_DIR", str(folder))
-    yield folder
-    for name in list(user_models._REGISTERED):
-        unregister(name)
-    user_models._REGISTERED.clear()
 
 
 def test_a_remote_model_serving_fr_feature_gives_the_builtin_models_answers(tmp_path: Path, service: Service) -> None:

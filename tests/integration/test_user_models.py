@@ -7,7 +7,6 @@ vendored fr-feature file as a user model, which must give exactly the built-in m
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +19,11 @@ from lookalike.errors import ModelError
 from lookalike.faces import user_models
 from lookalike.faces.registry import get_card, unregister
 
+pytestmark = pytest.mark.usefixtures("config_dir")  # users' models in a fresh folder (conftest.py)
 DATA = Path(__file__).resolve().parents[1] / "data"
 REPO = Path(__file__).resolve().parents[2]
 FR_FEATURE = REPO / "src" / "lookalike" / "faces" / "weights" / "fr_feature.onnx"
 QUERY = str(DATA / "queries" / "Tony_Blair_0010.jpg")
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("LOOKALIKE_CONFIG_DIR", str(folder))
-    yield folder
-    for name in list(user_models._REGISTERED):  # the next test starts with no user models in this process
-        unregister(name)
-    user_models._REGISTERED.clear()
 
 
 def _tiny_onnx(path: Path, size: int = 32, dim: int = 8, layout: str = "NCHW", batch: int | None = None) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import ModelError
+from lookalike.faces.detectors import _nms
 from lookalike.faces.runtime import flush_denormals, ort_session
 from lookalike.faces.types import DetectedFace
 
@@ -55,21 +56,8 @@ def anchor_centres(height: int, width: int, stride: int, anchors: int) -> np.nda
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(0.0, x2 - x1 + 1) * np.maximum(0.0, y2 - y1 + 1)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
-        inter = w * h
-        overlap = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, np.int64)
+    """Indices of the boxes kept by greedy non-maximum suppression at ``iou``, best score first (MTCNN's)."""
+    return _nms(boxes, scores, iou)
 
 
 def decode(

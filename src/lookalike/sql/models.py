@@ -144,6 +144,17 @@ def create_model(ctx: Context, parsed: ParsedStatement) -> Outcome:
     return Outcome(None, f"{verb} model {name.display} (face model {model})")
 
 
+def _check_options(ctx: Context, options: dict[str, tuple[exp.Expr, int]], allowed: tuple[str, ...], kind: str) -> None:
+    """A positioned error naming the first option not in ``allowed``."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ctx.error(
+            f"unknown option {unknown[0].upper()} for {kind}",
+            at=options[unknown[0]][1],
+            hint="options: " + ", ".join(o.upper() for o in allowed),
+        )
+
+
 _ONNX_OPTIONS = ("model_type", "model_path", "input_size", "mean", "std", "color_order", "layout")
 
 
@@ -153,13 +164,7 @@ def _import_onnx(ctx: Context, name: Name, options: dict[str, tuple[exp.Expr, in
     from lookalike.faces.user_models import add_model
 
     stmt = ctx.statement
-    unknown = sorted(set(options) - set(_ONNX_OPTIONS))
-    if unknown:
-        raise ctx.error(
-            f"unknown option {unknown[0].upper()} for an ONNX model",
-            at=options[unknown[0]][1],
-            hint="options: " + ", ".join(o.upper() for o in _ONNX_OPTIONS),
-        )
+    _check_options(ctx, options, _ONNX_OPTIONS, "an ONNX model")
     if "model_path" not in options:
         raise ctx.error("MODEL_TYPE = 'ONNX' needs MODEL_PATH = 'path or gs://... URI of the .onnx file'")
     values = {k: constant(stmt, node, k.upper()) for k, (node, _) in options.items()}
@@ -190,13 +195,7 @@ def _import_remote(
     from lookalike.faces.user_models import add_remote_model
 
     stmt = ctx.statement
-    unknown = sorted(set(options) - set(_REMOTE_OPTIONS))
-    if unknown:
-        raise ctx.error(
-            f"unknown option {unknown[0].upper()} for a remote model",
-            at=options[unknown[0]][1],
-            hint="options: " + ", ".join(o.upper() for o in _REMOTE_OPTIONS),
-        )
+    _check_options(ctx, options, _REMOTE_OPTIONS, "a remote model")
     values = {k: constant(stmt, node, k.upper()) for k, (node, _) in options.items()}
     model = f"{name.schema}.{name.name}".lower() if name.schema.lower() != "main" else name.name.lower()
     kwargs: dict[str, object] = {"connection": connection}
