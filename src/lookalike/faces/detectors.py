@@ -49,6 +49,9 @@ class MTCNNOptions:
     of its longest side (mid-grey), with ``pad_thresholds``: a photo that *is* a face crop (an ID photo, a
     thumbnail, a face cut at the edges) gives P-Net no margin around the face, and the padding restores one
     (``benchmarks/closeups.py``: LFW faces cropped to 80 % of their box, 25 % -> 98 % found). ``0`` disables it.
+    ``retry_pad_wide``: and when that finds nothing either, once more with this wider padding (a face cut
+    closer needs more margin): 80 % crops 97.9 % -> 99.2 % found; on 1,600 face-free 80 x 80 corner patches of
+    LFW photos, 2 more "faces" than without it (20 against 18, some of them real faces at the edge).
     ``threads``: onnxruntime intra-op threads (``None``: all cores). The nets are tiny, so one thread is
     fastest: 9 ms per 250x250 LFW image with 1 thread against 15-18 ms with 2 (2-core machine).
     """
@@ -61,6 +64,7 @@ class MTCNNOptions:
     retry_upscale: float = 2.0
     retry_thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
     retry_pad: float = 0.4
+    retry_pad_wide: float = 0.8
     pad_thresholds: tuple[float, float, float] = (0.4, 0.5, 0.5)
     threads: int | None = 1
 
@@ -188,17 +192,18 @@ class MTCNNDetector:
         up = scale * opts.retry_upscale
         if not faces and opts.retry_upscale > 1 and max(h, w) * up <= opts.max_side:
             faces = self._detect_at(img, up, 20.0, opts.retry_thresholds)
-        if not faces and opts.retry_pad > 0:
-            faces = self._detect_padded(img)
+        for ratio in (opts.retry_pad, opts.retry_pad_wide):
+            if not faces and ratio > 0:
+                faces = self._detect_padded(img, ratio)
         return faces
 
-    def _detect_padded(self, img: np.ndarray) -> list[DetectedFace]:
-        """Detection in ``img`` padded by ``retry_pad`` of its longest side, mapped back (boxes clipped)."""
+    def _detect_padded(self, img: np.ndarray, ratio: float) -> list[DetectedFace]:
+        """Detection in ``img`` padded by ``ratio`` of its longest side, mapped back (boxes clipped)."""
         import cv2
 
         h, w = img.shape[:2]
         opts = self.options
-        pad = max(1, round(opts.retry_pad * max(h, w)))
+        pad = max(1, round(ratio * max(h, w)))
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
         ph, pw = padded.shape[:2]
         scale = 1.0
