@@ -93,7 +93,10 @@ def _load(img: Image.Image, uri: str) -> None:
 
 
 def _exif_transpose(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; an unreadable EXIF block is ignored (the pixels are still fine)."""
+    """Apply the EXIF orientation; an unreadable EXIF block is ignored (the pixels are still fine). An upright
+    photo (most of them) is returned as it is: Pillow's ``exif_transpose`` would copy it."""
+    if _orientation(img) in (0, 1):
+        return img
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # broken EXIF must not cost us the photo
