@@ -648,32 +648,17 @@ def run_incremental(args: argparse.Namespace, names: list[str], vectors: np.ndar
         threshold=batches[-1]["threshold"],
     )
 
-    t0 = time.perf_counter()
-    rep = ds.people.cluster(TABLE, full=True)
-    regroup = row(
-        "ours",
-        "incremental dataset, then cluster(full=True)",
-        truth,
-        exported_labels(ds, uri_pos, len(names)),
-        time.perf_counter() - t0,
-        persons=rep.persons,
-        threshold=rep.threshold,
-    )
+    def full_run(on: Any, setting: str) -> dict:
+        t0 = time.perf_counter()
+        rep = on.people.cluster(TABLE, full=True)
+        secs = time.perf_counter() - t0
+        pred = exported_labels(on, uri_pos, len(names))
+        return row("ours", setting, truth, pred, secs, persons=rep.persons, threshold=rep.threshold)
 
+    regroup = full_run(ds, "incremental dataset, then cluster(full=True)")
     path2 = fresh_path(args.workdir, "lfw-full.duckdb")
     write_faces(path2, [uris[i] for i in order], vectors[order])
-    ds2 = lookalike.open(path2)
-    t0 = time.perf_counter()
-    rep = ds2.people.cluster(TABLE, full=True)
-    full = row(
-        "ours",
-        "one full run, all photos",
-        truth,
-        exported_labels(ds2, uri_pos, len(names)),
-        time.perf_counter() - t0,
-        persons=rep.persons,
-        threshold=rep.threshold,
-    )
+    full = full_run(lookalike.open(path2), "one full run, all photos")
     diff = 100 * (incr["bcubed_f"] - full["bcubed_f"])
     log(f"  incremental BCubed F {incr['bcubed_f']:.4f} vs full {full['bcubed_f']:.4f}: {diff:+.2f} points")
     return {

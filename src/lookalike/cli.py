@@ -297,6 +297,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     cards = list_cards()
+    devices = [model_device(c) for c in cards]
     if as_json:
         _emit_json(
             [
@@ -317,10 +318,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
                     "description": c.description,
                     "calibrated": c.calibrated,
                     "runtime": c.runtime,
-                    "device": model_device(c)[0],
-                    "device_note": model_device(c)[1],
+                    "device": device[0],
+                    "device_note": device[1],
                 }
-                for c in cards
+                for c, device in zip(cards, devices, strict=True)
             ]
         )
         return
@@ -332,10 +333,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
             f"{c.safe_threshold:.3f}" if c.safe_threshold is not None else "",
             f"{c.lfw_accuracy * 100:.2f} %" if c.lfw_accuracy else "",
             c.licence,
-            model_device(c)[0],
+            device[0],
             "yes" if is_installed(c.name) else f"no: {c.install_hint}",
         )
-        for c in cards
+        for c, device in zip(cards, devices, strict=True)
     ]
     click.echo(render(["model", "dim", "threshold", "safe", "LFW", "licence", "device", "installed"], rows))
     device, note = onnx_device()

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import LookalikeError, ModelUnavailable
 from lookalike.faces.detectors import get_detector
 from lookalike.faces.registry import get_model
-from lookalike.faces.remote import RemoteServiceError
 from lookalike.faces.types import DetectedFace, FaceModel
 from lookalike.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.records import ObjectResult, ObjectStatus
@@ -80,9 +79,9 @@ def embed_objects(
             results[i] = ObjectResult(info=info, source=source, status="error", error=str(err))
     try:
         found = detect_and_embed(model, [img for _, img in decoded], whole_photo_face=whole_photo_face)
-    except RemoteServiceError as err:
-        # the embedding service is down: every photo of the chunk fails with the reason (one at a time would
-        # only wait out the retries again for each), and the job goes on with the next chunk
+    except ModelUnavailable as err:
+        # the model's backend is down (a remote service): every photo of the chunk fails with the reason (one at
+        # a time would only wait out the retries again for each), and the job goes on with the next chunk
         found = [([], np.zeros((0, model.card.dim), np.float32)) for _ in decoded]
         for i, _img in decoded:
             results[i] = ObjectResult(

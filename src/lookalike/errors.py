@@ -88,6 +88,13 @@ class ModelError(LookalikeError):
     code = "model_error"
 
 
+class ModelUnavailable(ModelError):
+    """A model's backend (a remote service, say) could not be reached at all: every photo of the batch would
+    fail alike, so they are marked failed together instead of being retried one by one."""
+
+    code = "model_unavailable"
+
+
 class UnknownModel(ModelError):
     """A model name that is not in the registry."""
 

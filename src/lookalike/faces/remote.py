@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.errors import InvalidArgument, ModelError
+from lookalike.errors import InvalidArgument, ModelError, ModelUnavailable
 from lookalike.faces.models import _Pipeline
 from lookalike.faces.types import ModelCard
 
@@ -45,7 +45,7 @@ MAX_RETRY_AFTER = 30.0
 BATCH = 32
 
 
-class RemoteServiceError(ModelError):
+class RemoteServiceError(ModelUnavailable):
     """The embedding service could not be reached, or kept failing, after every retry."""
 
     code = "remote_model_unavailable"

@@ -51,15 +51,11 @@ def ort_session_options(threads: int | None = None) -> Any:
 
 
 def ort_providers() -> list[str]:
-    """The execution providers sessions are built with, from ``LOOKALIKE_DEVICE`` and what onnxruntime has."""
-    import onnxruntime as ort
-
-    wanted = device()
-    if wanted == "cpu" or _FALLBACK:
-        return [CPU]
-    if CUDA in ort.get_available_providers():
+    """The execution providers sessions are built with: the device :func:`onnx_device` says."""
+    dev, _ = onnx_device()
+    if dev == "cuda":
         return [CUDA, CPU]
-    if wanted == "cuda":
+    if dev == "none":
         raise ModelError(
             "LOOKALIKE_DEVICE=cuda, but this onnxruntime has no CUDA execution provider",
             hint="pip uninstall onnxruntime && pip install 'lookalike[gpu]' (onnxruntime-gpu) on a machine with "

@@ -191,14 +191,12 @@ def add_model(
         raise InvalidArgument(f"INPUT_SIZE must be between 16 and 1024, got {input_size}")
     pack = read_pack(onnx, storage_options)
     data = pack.recognizer
-    if input_size is None:
-        input_size = pack.recognizer_size or 112
     if mean is None:
         mean = 127.5
     if std is None:
         std = 127.5 if pack.detector is not None else 128.0
     sha = hashlib.sha256(data).hexdigest()
-    dim, batch = _inspect(data, int(input_size), layout, pack.recognizer_source)
+    dim, batch, input_size = _inspect(data, input_size, layout, pack.recognizer_source)
     det_sha = None if pack.detector is None else hashlib.sha256(pack.detector).hexdigest()
     with _LOCK:
         index = _load_index()
@@ -299,35 +297,47 @@ class Pack:
 
     recognizer: bytes
     recognizer_source: str
-    recognizer_size: int | None  # the network's fixed square input side, if it has one
     detector: bytes | None = None
     detector_source: str = ""
 
 
-def _role(data: bytes, source: str) -> tuple[str, int | None]:
-    """What an ONNX file of a pack is, as insightface's model router tells them apart: ``detector`` (SCRFD's
-    signature), ``landmarks`` (192 x 192 input), ``attributes`` (96 x 96), ``recognizer`` (a square input of at
-    least 112, a multiple of 16), else ``other``; with the square input side when fixed."""
+def _session(data: bytes, source: str) -> Any:
+    """A CPU onnxruntime session over ``data`` for inspecting it, or :class:`ModelError` naming ``source``."""
     import onnxruntime as ort
 
-    from lookalike.faces.scrfd import looks_like_scrfd
-
     try:
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types
         raise ModelError(f"{source} is not an ONNX model onnxruntime can load: {err}") from None
-    if looks_like_scrfd(session):
-        return "detector", None
+
+
+def _square_side(session: Any) -> int | None:
+    """The fixed side of a one-input graph whose input is ``(n, c, s, s)``, else None."""
     inputs = session.get_inputs()
     shape = inputs[0].shape if len(inputs) == 1 else []
-    side = shape[2] if len(shape) == 4 and isinstance(shape[2], int) and shape[2] == shape[3] else None
+    return shape[2] if len(shape) == 4 and isinstance(shape[2], int) and shape[2] == shape[3] else None
+
+
+def _role(data: bytes, source: str) -> str:
+    """What an ONNX file of a pack is, as insightface's model router tells them apart: ``detector`` (SCRFD's
+    signature; ``detector without landmarks`` for the variants that give none), ``landmarks`` (192 x 192
+    input), ``attributes`` (96 x 96), ``recognizer`` (a square input of at least 112, a multiple of 16), else
+    ``other``."""
+    from lookalike.faces.scrfd import LAYOUTS, looks_like_scrfd
+
+    session = _session(data, source)
+    if looks_like_scrfd(session):
+        with_kps = LAYOUTS[len(session.get_outputs())][2]
+        return "detector" if with_kps else "detector without landmarks"
+    side = _square_side(session)
     if side == 192:
-        return "landmarks", side
+        return "landmarks"
     if side == 96:
-        return "attributes", side
-    if len(inputs) == 1 and len(session.get_outputs()) == 1 and (side is None or (side >= 112 and side % 16 == 0)):
-        return "recognizer", side
-    return "other", side
+        return "attributes"
+    one_io = len(session.get_inputs()) == 1 and len(session.get_outputs()) == 1
+    if one_io and (side is None or (side >= 112 and side % 16 == 0)):
+        return "recognizer"
+    return "other"
 
 
 def read_pack(source: str, storage_options: Any = None) -> Pack:
@@ -341,19 +351,18 @@ def read_pack(source: str, storage_options: Any = None) -> Pack:
     else:  # a bucket has no folders: a prefix is one that ends with "/" or names no .onnx file
         is_folder = source.endswith("/") or not source.lower().endswith(".onnx")
     if not is_folder:
-        data = read_object(source, options=storage_options)
-        return Pack(data, source, _role(data, source)[1])
+        return Pack(read_object(source, options=storage_options), source)
     files = [info.uri for _, info in list_objects(source, options=storage_options, images_only=False)]
     onnx_files = sorted(f for f in files if f.lower().endswith(".onnx"))
     if not onnx_files:
         raise ModelError(f"{source} holds no .onnx file", hint="a pack holds an SCRFD det_*.onnx and an identity .onnx")
-    roles: dict[str, list[tuple[str, bytes, int | None]]] = {}
+    roles: dict[str, list[tuple[str, bytes]]] = {}
     for f in onnx_files:
         data = read_object(f, options=storage_options)
-        role, side = _role(data, f)
-        roles.setdefault(role, []).append((f, data, side))
+        roles.setdefault(_role(data, f), []).append((f, data))
     names = ", ".join(os.path.basename(f) for f in onnx_files)
-    detectors, recognizers = roles.get("detector", []), roles.get("recognizer", [])
+    detectors = roles.get("detector", []) + roles.get("detector without landmarks", [])
+    recognizers = roles.get("recognizer", [])
     if len(recognizers) != 1:
         raise ModelError(
             f"the pack {source} has {len(recognizers)} identity networks among {names}; it needs exactly one",
@@ -361,21 +370,16 @@ def read_pack(source: str, storage_options: Any = None) -> Pack:
         )
     if len(detectors) > 1:
         raise ModelError(f"the pack {source} has {len(detectors)} SCRFD detectors ({names}); it needs at most one")
-    rec_name, rec, side = recognizers[0]
+    rec_name, rec = recognizers[0]
     if not detectors:
-        return Pack(rec, rec_name, side)
-    det_name, det, _ = detectors[0]
-    import onnxruntime as ort
-
-    from lookalike.faces.scrfd import LAYOUTS
-
-    outputs = len(ort.InferenceSession(det, providers=["CPUExecutionProvider"]).get_outputs())
-    if not LAYOUTS[outputs][2]:
+        return Pack(rec, rec_name)
+    det_name, det = detectors[0]
+    if "detector without landmarks" in roles:
         raise ModelError(
             f"the pack's detector {det_name} gives no landmarks; faces need five landmarks to be aligned",
             hint="use a *kps SCRFD (the packs' own det_10g.onnx has them)",
         )
-    return Pack(rec, rec_name, side, det, det_name)
+    return Pack(rec, rec_name, det, det_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,17 +483,14 @@ def remove_model(name: str) -> None:
     unregister(name.lower())
 
 
-def _inspect(data: bytes, size: int, layout: str, source: str) -> tuple[int, int | None]:
-    """(embedding dimension, fixed batch size or None) of an ONNX network, by running a blank crop through it."""
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise ModelError(f"{source} is not an ONNX model onnxruntime can load: {err}") from None
+def _inspect(data: bytes, size: int | None, layout: str, source: str) -> tuple[int, int | None, int]:
+    """(embedding dimension, fixed batch size or None, crop side) of an ONNX network, by running a blank crop
+    through it. ``size`` None: the graph's own square side, else 112."""
+    session = _session(data, source)
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ModelError(f"{source} has {len(inputs)} inputs; an identity network takes one image batch")
+    size = int(size or _square_side(session) or 112)
     shape = inputs[0].shape
     batch = shape[0] if shape and isinstance(shape[0], int) else None
     blank = np.zeros((batch or 1, 3, size, size) if layout == "NCHW" else (batch or 1, size, size, 3), np.float32)
@@ -500,7 +501,7 @@ def _inspect(data: bytes, size: int, layout: str, source: str) -> tuple[int, int
             f"{source} does not take a {layout} {size}x{size} crop: {err}",
             hint="set INPUT_SIZE and LAYOUT to what the network expects",
         ) from None
-    return int(np.asarray(out).reshape(out.shape[0], -1).shape[1]), batch
+    return int(np.asarray(out).reshape(out.shape[0], -1).shape[1]), batch, size
 
 
 _REGISTERED: set[str] = set()

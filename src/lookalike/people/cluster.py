@@ -217,7 +217,12 @@ def agglomerate(
         # an edge above the largest threshold never comes back: a merged cluster's linkage to a third one is the
         # weighted mean of its parts' linkages, which the parts' own edges carry
         a, b, link = a[keep], b[keep], link[keep]
-        ok = link <= threshold - (threshold - low) / np.sqrt(counts[a] * counts[b]) if low < threshold else keep[keep]
+        # kept edges are all under the flat threshold; the size-aware one is stricter for small groups
+        ok = (
+            link <= threshold - (threshold - low) / np.sqrt(counts[a] * counts[b])
+            if low < threshold
+            else np.ones(len(a), bool)
+        )
         if not ok.any():
             break
         best = np.full(n, np.inf)
