@@ -40,6 +40,7 @@ from lookalike.ingest import (
     run_index,
 )
 from lookalike.people import People
+from lookalike.people.decide import CONFIRM_FACES, PersonSums, Verdicts, person_verdicts, query_persons
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.calibration import (
@@ -47,6 +48,7 @@ from lookalike.search.calibration import (
     card_calibration,
     decide,
     decide_array,
+    grouping_thresholds,
     reason,
     uncalibrated,
     user_calibration,
@@ -65,6 +67,9 @@ if TYPE_CHECKING:
 Query = str | bytes | np.ndarray
 
 _FACE_PREFIX = "face:"
+
+#: ``verify`` with a table looks for the persons a face would join among its this many nearest faces.
+PERSON_CANDIDATES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,9 @@ class SearchHit:
     #: The person the face is in (``lookalike people``), or None when it is in none.
     person_id: int | None = None
     person_name: str | None = None
+    #: What decided ``same_person``: ``"person"`` (the query and this face are both in persons of the table,
+    #: :mod:`lookalike.people.decide`) or ``"distance"`` (the calibration, or a user's threshold).
+    same_person_basis: str = "distance"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -100,6 +108,7 @@ class SearchHit:
             "distance": round(self.distance, 6),
             "same_person": self.same_person,
             "same_person_reason": self.same_person_reason,
+            "same_person_basis": self.same_person_basis,
             "person_id": self.person_id,
             "person_name": self.person_name,
         }
@@ -129,8 +138,16 @@ class VerifyResult:
     threshold: float
     same_person: bool | None
     calibration: Calibration | None = None
+    #: ``"person"`` when both faces are in (or would join) persons of the table and those decided, else
+    #: ``"distance"`` (see :mod:`lookalike.people.decide`).
+    same_person_basis: str = "distance"
+    #: The persons of the table the two faces are in or would join (None: none, or no table).
+    persons: tuple[int | None, int | None] = (None, None)
+    #: Why ``same_person`` is None when the persons made it so (else the calibration's reason applies).
+    person_reason: str | None = None
 
     def to_dict(self) -> dict[str, object]:
+        why = self.person_reason or (reason(self.calibration) if self.calibration is not None else None)
         return {
             "a": {"uri": self.a.uri, "face": self.a.face_index, "bbox": _bbox_list(self.a.bbox)},
             "b": {"uri": self.b.uri, "face": self.b.face_index, "bbox": _bbox_list(self.b.bbox)},
@@ -138,9 +155,9 @@ class VerifyResult:
             "distance": round(self.distance, 6),
             "threshold": self.threshold,
             "same_person": self.same_person,
-            "same_person_reason": reason(self.calibration)
-            if self.same_person is None and self.calibration is not None
-            else None,
+            "same_person_reason": why if self.same_person is None else None,
+            "same_person_basis": self.same_person_basis,
+            "persons": list(self.persons),
             "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
@@ -184,6 +201,69 @@ class Dataset:
         """``face_id -> (person_id, name)`` (a hook, like :meth:`_matrix`)."""
         return self.people.of_faces(face_ids, info.name)
 
+    def _person_verdicts(
+        self,
+        info: store.TableInfo,
+        matrix: store.FaceMatrix,
+        qmat: np.ndarray,
+        idx: np.ndarray,
+        owners: dict[int, tuple[int, str | None]],
+        verdicts: list[list[bool | None]],
+    ) -> Verdicts:
+        """The calibration's ``verdicts`` on the rows ``idx`` of the queries ``qmat``, decided by the table's
+        persons where the query and the row are both in one (:mod:`lookalike.people.decide`)."""
+        found = self._query_persons(info, matrix, qmat, idx, owners)
+        if found is None:
+            return Verdicts.by_distance(verdicts)
+        qperson, row_person, cosine = found
+        cal = info.calibration
+        confirm = matrix.size >= CONFIRM_FACES
+        return person_verdicts(verdicts, cosine, qperson, row_person, cal.card_threshold, confirm=confirm)
+
+    def _query_persons(
+        self,
+        info: store.TableInfo,
+        matrix: store.FaceMatrix,
+        qmat: np.ndarray,
+        idx: np.ndarray,
+        owners: dict[int, tuple[int, str | None]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(query_person (q,), row_person (q, k), cosine (q, k))`` for the queries ``qmat`` and their result rows
+        ``idx`` (-1: no person); ``None`` when no row is in a person or the table's model can't group."""
+        pair = grouping_thresholds(info.calibration)
+        if not owners or pair is None:
+            return None
+        face_threshold, group_threshold = pair
+        safe = np.clip(idx, 0, None)
+        row_person = np.array(
+            [[owners.get(int(f), (-1, None))[0] for f in r] for r in matrix.face_id[safe]], np.int64
+        ).reshape(idx.shape)
+        row_person[idx < 0] = -1
+        cosine = 1.0 - np.einsum("qd,qkd->qk", qmat, matrix.matrix[safe], dtype=np.float64)
+        qperson = query_persons(
+            qmat,
+            cosine[:, 0],
+            row_person,
+            lambda ids: self._person_sums(info, matrix, ids),
+            group_threshold,
+            face_threshold,
+        )
+        return qperson, row_person, cosine
+
+    def _person_sums(self, info: store.TableInfo, matrix: store.FaceMatrix, ids: np.ndarray) -> PersonSums:
+        """Vector sums and face counts of the persons ``ids``, from the table's matrix."""
+        face_ids, person_ids = self._person_assignments(info)
+        want = np.isin(person_ids, ids)
+        fids, pids = face_ids[want], person_ids[want]  # sorted by face id
+        rows = np.flatnonzero(np.isin(matrix.face_id, fids))
+        owner = pids[np.searchsorted(fids, matrix.face_id[rows])]
+        uniq, inverse, counts = np.unique(owner, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        vectors = matrix.matrix[rows[order]].astype(np.float64)
+        sums = np.add.reduceat(vectors, starts, axis=0) if len(rows) else np.zeros((0, matrix.matrix.shape[1]))
+        return PersonSums(ids=uniq.astype(np.int64), sums=sums.astype(np.float32), counts=counts.astype(np.int64))
+
     def _person_assignments(self, info: store.TableInfo) -> tuple[np.ndarray, np.ndarray]:
         """Every assigned face of the table: ``(face_id, person_id)`` sorted by face id (a hook)."""
         a = self.people.assignments(info.name)
@@ -201,6 +281,7 @@ class Dataset:
         ray_address: str | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         whole_photo_face: bool = False,
+        cluster: bool = True,
         on_plan: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> IndexReport:
@@ -216,6 +297,11 @@ class Dataset:
         runtime); the cluster's workers read the photos themselves and this process commits the results (see
         :mod:`lookalike.executors.raycluster`). ``workers`` then caps the tasks in flight (default: the cluster's
         CPUs).
+
+        When the job changed the table, its new faces are then grouped into persons (``cluster=False`` skips it;
+        incremental, as :meth:`People.cluster <lookalike.people.People.cluster>`): search rows and ``verify``
+        decide "same person" by the table's persons where they can (:mod:`lookalike.people.decide`).
+        ``report.people`` says what the grouping did, or why it could not run (the job still succeeds).
         """
         if not sources:
             raise InvalidArgument("index needs at least one source folder, file, glob or URI")
@@ -230,7 +316,13 @@ class Dataset:
             on_plan=on_plan,
             on_progress=on_progress,
         )
-        return run_index(self.path, sources, table=table, model=model, options=options)
+        report = run_index(self.path, sources, table=table, model=model, options=options)
+        if cluster and (report.added or report.updated or report.removed):
+            try:
+                report.people = self.people.cluster(table).to_dict()
+            except LookalikeError as err:  # a model nobody calibrated can't group; the index job still succeeded
+                report.people = {"error": err.to_dict()}
+        return report
 
     def drop_table(self, table: str) -> None:
         with writer(self.path) as con:
@@ -503,15 +595,18 @@ class Dataset:
             idx, dists, usage = face_indexes.search(self.path, rec, matrix, qmat, top_k, dist, knobs)
         owners = self._persons_for(info, sorted({int(matrix.face_id[r]) for r in np.unique(idx[idx >= 0])}))
         cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
-        verdicts = decide_array(dists, cal, dist)
         why = reason(cal)
+        if threshold is None:  # a user's threshold decides on the distance alone
+            decided = self._person_verdicts(info, matrix, qmat, idx, owners, decide_array(dists, cal, dist))
+        else:
+            decided = Verdicts.by_distance(decide_array(dists, cal, dist))
         hits: list[SearchHit] = []
         for qi, q in enumerate(qfaces):
             for rank, (row, d) in enumerate(zip(idx[qi], dists[qi], strict=True), start=1):
                 if row < 0:
                     break
                 bbox = matrix.bbox[row]
-                verdict = verdicts[qi][rank - 1]
+                verdict = decided.same_person[qi][rank - 1]
                 owner = owners.get(int(matrix.face_id[row]))
                 hits.append(
                     SearchHit(
@@ -525,7 +620,8 @@ class Dataset:
                         bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
                         distance=float(d),
                         same_person=verdict,
-                        same_person_reason=why if verdict is None else None,
+                        same_person_reason=(decided.reasons[qi][rank - 1] or why) if verdict is None else None,
+                        same_person_basis=decided.basis[qi][rank - 1],
                         person_id=owner[0] if owner else None,
                         person_name=owner[1] if owner else None,
                     )
@@ -610,15 +706,46 @@ class Dataset:
                 name = "<upload>" if isinstance(img, bytes) else img
                 raise NoFaceError(f"no face detected in {name!r}")
         dist = max(0.0, 1.0 - float(np.dot(fa[0].embedding, fb[0].embedding)))
+        decided = Verdicts.by_distance([[decide(dist, cal)]])
+        persons: tuple[int | None, int | None] = (None, None)
+        if info is not None and threshold is None:
+            pa, pb, table_faces = self._persons_of_faces(info, np.stack([fa[0].embedding, fb[0].embedding]))
+            persons = (pa if pa >= 0 else None, pb if pb >= 0 else None)
+            decided = person_verdicts(
+                decided.same_person,
+                np.array([[dist]]),
+                np.array([pa]),
+                np.array([[pb]]),
+                cal.card_threshold,
+                confirm=table_faces >= CONFIRM_FACES,
+            )
         return VerifyResult(
             a=fa[0],
             b=fb[0],
             model=card.name,
             distance=dist,
             threshold=cal.threshold,
-            same_person=decide(dist, cal),
+            same_person=decided.same_person[0][0],
             calibration=cal,
+            same_person_basis=decided.basis[0][0],
+            persons=persons,
+            person_reason=decided.reasons[0][0],
         )
+
+    def _persons_of_faces(self, info: store.TableInfo, vectors: np.ndarray) -> tuple[int, int, int]:
+        """The persons of ``info``'s table that two face vectors are in or would join (-1: none), and how many
+        faces the table has."""
+        info, matrix = self._matrix(info.name)
+        if matrix.size == 0:
+            return -1, -1, 0
+        qmat = np.ascontiguousarray(vectors, np.float32)
+        k = min(matrix.size, PERSON_CANDIDATES)
+        idx, _, _ = face_indexes.search(self.path, self._vector_index(info), matrix, qmat, k, "cosine", SearchKnobs())
+        owners = self._persons_for(info, sorted({int(matrix.face_id[r]) for r in np.unique(idx[idx >= 0])}))
+        found = self._query_persons(info, matrix, qmat, idx, owners)
+        if found is None:
+            return -1, -1, matrix.size
+        return int(found[0][0]), int(found[0][1]), matrix.size
 
     # ------------------------------------------------------------------------------------------ SQL
 

@@ -31,6 +31,7 @@ from lookalike.cli_people import people as people_group
 from lookalike.faces.registry import DEFAULT_MODEL, is_installed, list_cards
 from lookalike.faces.runtime import model_device, onnx_device
 from lookalike.ingest import DEFAULT_CHUNK
+from lookalike.people import ClusterReport
 from lookalike.search.calibration import Calibration
 from lookalike.search.distances import DISTANCES
 from lookalike.textable import render
@@ -83,7 +84,13 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Photos per committed batch.",
 )
 @whole_photo_option
-@click.option("--cluster", "cluster", is_flag=True, help="Then group the faces into persons (lookalike people).")
+@click.option(
+    "--cluster/--no-cluster",
+    "cluster",
+    default=True,
+    show_default=True,
+    help="Then group new faces into persons (lookalike people); search decides 'same person' by them.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
@@ -132,15 +139,16 @@ def index(
             ray_address=ray_address,
             chunk_size=chunk_size,
             whole_photo_face=whole_photo_face,
+            cluster=cluster,
             on_plan=on_plan,
             on_progress=on_progress,
         )
     finally:
         if bar is not None:
             bar.close()
-    people = ds.people.cluster(table) if cluster else None
+    people = report.people
     if as_json:
-        _emit_json({**report.to_dict(), **({"people": people.to_dict()} if people else {})})
+        _emit_json(report.to_dict())
     else:
         click.echo(
             f"table {report.table!r} ({report.model}): {report.added} added, {report.updated} updated, "
@@ -151,8 +159,10 @@ def index(
             click.echo(f"  failed: {msg}" if uri in msg else f"  failed: {uri}: {msg}", err=True)
         if len(report.errors) > 20:
             click.echo(f"  ... and {len(report.errors) - 20} more failures", err=True)
-        if people is not None:
-            click.echo(cluster_summary(people))
+        if people is not None and "error" in people:
+            click.echo(f"people: not grouped: {people['error']}", err=True)
+        elif people is not None:
+            click.echo(cluster_summary(ClusterReport(**people)))  # type: ignore[arg-type]
     for source, msg in report.source_errors:
         click.echo(f"error: cannot list source {source!r}: {msg}", err=True)
     if report.source_errors or (strict and report.failed):

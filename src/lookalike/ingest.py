@@ -59,6 +59,9 @@ class IndexReport:
     calibration: Calibration | None = None
     #: The table's vector indexes after the job: ``{"name", "refreshed", "rows"}`` each.
     vector_indexes: list[dict[str, object]] = field(default_factory=list)
+    #: The grouping run after the job (``Dataset.index(cluster=True)``): its report as a dict, ``{"error": ...}``
+    #: when it could not run, or None when none ran.
+    people: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -77,6 +80,7 @@ class IndexReport:
             "source_errors": [{"source": s, "message": m} for s, m in self.source_errors],
             "calibration": self.calibration.to_dict() if self.calibration is not None else None,
             "vector_indexes": self.vector_indexes,
+            "people": self.people,
         }
 
 

@@ -59,7 +59,7 @@ def clustered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The gallery and gray photos indexed and grouped once (tests that change it work on a copy)."""
     path = tmp_path_factory.mktemp("people") / "people.duckdb"
     ds = lookalike.open(path)
-    ds.index(str(DATA / "gallery"), str(DATA / "gray"))
+    ds.index(str(DATA / "gallery"), str(DATA / "gray"), cluster=False)
     report = ds.people.cluster()
     assert report.mode == "incremental" and report.looked_at == 45
     return path
@@ -93,12 +93,12 @@ def test_incremental_runs_match_a_full_run(tmp_path: Path) -> None:
     for part in (people[:5], people[5:9], people[9:]):
         for name in part:
             shutil.copytree(DATA / "gallery" / name, src / name)
-        ds.index(str(src))
+        ds.index(str(src), cluster=False)
         report = ds.people.cluster(threshold=0.5)
         assert report.looked_at < 36 or part is people[:5]
     incremental = _bcubed_f(ds.people.export())
     full = lookalike.open(tmp_path / "full.duckdb")
-    full.index(str(src))
+    full.index(str(src), cluster=False)
     full.people.cluster(full=True, threshold=0.5)
     assert abs(incremental - _bcubed_f(full.people.export())) <= 0.01
 
@@ -160,7 +160,7 @@ def test_two_faces_of_one_photo_never_share_a_person(tmp_path: Path) -> None:
     both.paste(right, (250, 0))
     both.save(src / "Bill_Gates/two_of_them.jpg")
     ds = lookalike.open(tmp_path / "two.duckdb")
-    ds.index(str(src))
+    ds.index(str(src), cluster=False)
     faces = [r for r in ds.people.export() if r["uri"].endswith("two_of_them.jpg")]  # type: ignore[union-attr]
     assert len(faces) == 2
     report = ds.people.cluster(min_faces=1)
@@ -209,7 +209,7 @@ def test_forget_deletes_the_faces_and_they_do_not_come_back(tmp_path: Path) -> N
     photos = tmp_path / "photos"
     shutil.copytree(DATA / "gallery", photos)
     ds = lookalike.open(tmp_path / "forget.duckdb")
-    ds.index(str(photos))
+    ds.index(str(photos), cluster=False)
     ds.people.cluster()
     query = str(DATA / "queries" / "Serena_Williams_0010.jpg")
     first = ds.search(query, top_k=1).hits[0]
@@ -232,7 +232,7 @@ def test_forget_deletes_the_faces_and_they_do_not_come_back(tmp_path: Path) -> N
     for photo in (photos / "Serena_Williams").glob("*.jpg"):
         photo.write_bytes(photo.read_bytes())
         os.utime(photo, (1_900_000_000, 1_900_000_000))
-    report_index = ds.index(str(photos))
+    report_index = ds.index(str(photos), cluster=False)
     assert report_index.updated == 3 and report_index.faces == 0
     hits = ds.search(query, top_k=10).hits
     assert all(_truth(h.uri) != "Serena_Williams" for h in hits)
@@ -250,7 +250,7 @@ def test_bad_input_gets_clear_errors(ds: lookalike.Dataset, tmp_path: Path) -> N
         ds.people.name(p.person_id, "x" * 1000)
     with pytest.raises(PersonNotFound, match="no face 424242"):
         ds.people.move([424242], to=p.person_id)
-    ds.index(str(DATA / "queries"), table="other")
+    ds.index(str(DATA / "queries"), table="other", cluster=False)
     other_face = int(ds.people.export("other")[0]["face_id"])  # type: ignore[call-overload]
     with pytest.raises(PersonNotFound, match=f"no face {other_face} in table 'faces'"):
         ds.people.move([other_face], to=p.person_id)
@@ -311,7 +311,7 @@ def test_grouping_leaves_the_dataset_free_while_it_computes_and_redoes_a_run_the
 ) -> None:
     path = tmp_path / "free.duckdb"
     ds = lookalike.open(path)
-    ds.index(str(DATA / "gallery"))
+    ds.index(str(DATA / "gallery"), cluster=False)
     real_plan = grouping._plan
     calls: list[int] = []
 

@@ -27,9 +27,10 @@ with warnings.catch_warnings():  # starlette warns about httpx at import time; t
 
 @pytest.fixture(scope="session")
 def indexed_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset file with the gallery indexed into the table ``faces`` (treat as read-only)."""
+    """A dataset file with the gallery indexed into the table ``faces``, not yet grouped into persons (treat as
+    read-only; the people tests group a copy)."""
     path = tmp_path_factory.mktemp("server-ds") / "gallery.duckdb"
-    report = lookalike.open(path).index(str(GALLERY))
+    report = lookalike.open(path).index(str(GALLERY), cluster=False)
     assert (report.added, report.failed) == (36, 0)
     return path
 

@@ -35,7 +35,7 @@ def _folder(uri: object) -> str:
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory: pytest.TempPathFactory) -> Grouped:
     ds = lookalike.open(tmp_path_factory.mktemp("sql-people") / "people.duckdb")
-    ds.index(str(DATA / "gallery"), table=TABLE)
+    ds.index(str(DATA / "gallery"), table=TABLE, cluster=False)
     report = ds.people.cluster(TABLE)
     assert report.persons >= 2
     first, second = ds.people.list(TABLE)[:2]

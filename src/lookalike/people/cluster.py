@@ -173,6 +173,12 @@ def _links(sums: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray) -
     return out
 
 
+def merge_limit(size_product: np.ndarray, threshold: float, face_threshold: float) -> np.ndarray:
+    """The largest average linkage at which clusters whose sizes multiply to ``size_product`` merge:
+    ``threshold - (threshold - face_threshold) / sqrt(m n)`` (module docstring)."""
+    return threshold - (threshold - face_threshold) / np.sqrt(np.asarray(size_product, np.float64))
+
+
 def agglomerate(
     nodes: Nodes,
     edge_a: np.ndarray,
@@ -218,11 +224,7 @@ def agglomerate(
         # weighted mean of its parts' linkages, which the parts' own edges carry
         a, b, link = a[keep], b[keep], link[keep]
         # kept edges are all under the flat threshold; the size-aware one is stricter for small groups
-        ok = (
-            link <= threshold - (threshold - low) / np.sqrt(counts[a] * counts[b])
-            if low < threshold
-            else np.ones(len(a), bool)
-        )
+        ok = link <= merge_limit(counts[a] * counts[b], threshold, low) if low < threshold else np.ones(len(a), bool)
         if not ok.any():
             break
         best = np.full(n, np.inf)

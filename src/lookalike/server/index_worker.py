@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             table=spec["table"],
             model=spec.get("model"),
             chunk_size=int(spec.get("chunk_size", 32)),
+            cluster=False,  # grouped below, reported as its own event
             on_plan=lambda total: emit({"event": "plan", "total": total}),
             on_progress=lambda n: emit({"event": "progress", "n": n}),
         )

@@ -80,6 +80,11 @@ class SearchRow(BaseModel):
     distance: float
     same_person: bool | None = Field(description="True, False, or null when uncertain (see same_person_reason).")
     same_person_reason: str | None = None
+    same_person_basis: str = Field(
+        "distance",
+        description="person (the query and this face are both in persons of the table, and those decided) or "
+        "distance (the table's calibration, or the threshold given).",
+    )
     person_id: int | None = Field(None, description="The person the face is in (GET /v1/people/{id}), or null.")
     person_name: str | None = Field(None, description="That person's name, or null.")
 
@@ -154,6 +159,10 @@ class VerifyResponse(BaseModel):
     threshold: float
     same_person: bool | None
     same_person_reason: str | None = None
+    same_person_basis: str = Field("distance", description="person or distance, as in search rows.")
+    persons: list[int | None] = Field(
+        [None, None], description="The persons of the table the two faces are in or would join (null: none)."
+    )
     calibration: Calibration | None = None
 
 

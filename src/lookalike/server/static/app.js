@@ -286,6 +286,7 @@
       badge.className = "badge " + verdict;
       badge.textContent = { yes: "same person", no: "different", maybe: "uncertain" }[verdict];
       if (r.same_person_reason) badge.title = r.same_person_reason;
+      else if (r.same_person_basis === "person") badge.title = "decided by the table's persons (People)";
       meta.append(dist, badge);
       const full = document.createElement("a");
       full.className = "full";
