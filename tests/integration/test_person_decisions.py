@@ -100,9 +100,9 @@ def test_cli_index_groups_and_says_so(tmp_path: Path) -> None:
     assert isinstance(grouped["people"], dict) and grouped["people"]["faces"] == 9  # type: ignore[index]
     plain = index("--dataset", str(tmp_path / "b.duckdb"), "--no-cluster")
     assert plain["people"] is None
+    query = str(DATA / "gray" / "Bill_Gates" / "Bill_Gates_0001.jpg")
     rows = subprocess.run(
-        [sys.executable, "-m", "lookalike.cli", "search", str(DATA / "gray" / "Bill_Gates" / "Bill_Gates_0001.jpg")]
-        + ["--dataset", str(tmp_path / "a.duckdb"), "--json", "--top-k", "2"],
+        [sys.executable, "-m", "lookalike.cli", "search", query, "--dataset", str(tmp_path / "a.duckdb"), "--json"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -7,7 +7,6 @@ import numpy as np
 from lookalike.people.decide import (
     DISAGREE_REASON,
     FAR_IN_PERSON_REASON,
-    UNCONFIRMED_REASON,
     PersonSums,
     person_verdicts,
     query_persons,
@@ -72,13 +71,10 @@ def test_another_persons_face_is_a_different_person() -> None:
     assert out.same_person == [[False, False]]
 
 
-def test_a_query_in_no_person_keeps_the_calibrations_verdicts_but_a_yes_needs_the_person() -> None:
-    calibration: list[list[bool | None]] = [[True, None, False, True]]
-    cosine = np.array([[0.3, 0.5, 0.8, 0.3]])
-    out = person_verdicts(calibration, cosine, np.array([-1]), np.array([[1, 1, 2, -1]]), 0.673)
-    assert out.same_person == [[None, None, False, True]]
-    assert out.basis == [["person", "distance", "distance", "distance"]]
-    assert out.reasons[0][0] == UNCONFIRMED_REASON
+def test_a_query_in_no_person_keeps_the_calibrations_verdicts() -> None:
+    calibration: list[list[bool | None]] = [[True, None, False]]
+    out = person_verdicts(calibration, np.array([[0.3, 0.5, 0.8]]), np.array([-1]), np.array([[1, 1, 2]]), 0.673)
+    assert out.same_person == calibration and out.basis == [["distance"] * 3]
 
 
 def test_in_a_table_too_small_to_calibrate_a_person_only_keeps_a_yes() -> None:
