@@ -20,6 +20,21 @@ import numpy as np
 from lfw_common import CACHE, _load_npz, _save_npz
 from lfw_common import DEFAULT_DATA as SHARED
 
+#: Photos filed under the wrong person, left out of the labelled rates (kept in, each shows as a handful of "false
+#: matches" that are true ones). Found by one rule over every labelled set: the photo's median distance to another
+#: person's photos is under 0.65 and at least 0.2 below its median distance to its own person's; then each was
+#: looked at (the first three and the LFW one are clearly the other person; the last two by the distances).
+LABEL_ERRORS = {
+    "blackpink_mjasonong": {
+        "lisa_manoban/lisa_manoban294.png",  # Jennie Kim (median 0.45 to Jennie's photos, 0.83 to Lisa's)
+        "lisa_manoban/lisa_manoban296.png",  # Jennie Kim (0.39 against 0.81)
+        "jisoo_kim/jisoo_kim236.png",  # Rose Park (0.47 against 0.75)
+        "jisoo_kim/jisoo_kim20.png",  # Jennie Kim? (0.59 against 0.97)
+        "rose_park/rose_park144.png",  # Jisoo Kim? (0.60 against 0.86)
+    },
+    "lfw_color12": {"Colin_Powell/Colin_Powell_0047.jpg"},  # the face is George W. Bush's (0.50 against 1.10)
+}
+
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".gif"}
 
 
@@ -56,6 +71,10 @@ def embed_set(name: str, group: str, root: Path, model: str, labelled: bool, bat
     from lookalike.images import decode_image
 
     files, person = list_photos(root, labelled)
+    wrong = LABEL_ERRORS.get(root.name, set())
+    if person is not None and wrong:
+        keep_files = [i for i, f in enumerate(files) if f not in wrong]
+        files, person = [files[i] for i in keep_files], [person[i] for i in keep_files]
     path = CACHE / f"fair-{model}-{name}.npz"
     stored = _load_npz(path)
     triples = zip(stored.get("names", []), stored.get("vectors", []), stored.get("ok", []), strict=True)

@@ -34,7 +34,16 @@ import numpy as np
 
 from fair_data import FaceSet, standard_sets
 from lookalike.faces.registry import get_card
-from lookalike.search.calibration import Calibration, calibrate, card_calibration, decide_array
+from lookalike.people.cluster import Nodes, agglomerate, neighbour_graph
+from lookalike.people.decide import CONFIRM_FACES, person_verdicts
+from lookalike.people.grouping import DEFAULT_MIN_FACES
+from lookalike.search.calibration import (
+    Calibration,
+    calibrate,
+    card_calibration,
+    decide_array,
+    grouping_thresholds,
+)
 from machine import print_banner
 
 NEAR_DUPLICATE = 0.05
@@ -42,8 +51,12 @@ NEAR_DUPLICATE = 0.05
 
 def _rates(d: np.ndarray, same: np.ndarray | None, cal: Calibration) -> dict[str, float | int | None]:
     """FMR, uncertain share of different-person pairs, FNMR, for distances ``d`` decided under ``cal``."""
-    verdict = np.array(decide_array(d.reshape(1, -1), cal)[0], dtype=object)
-    imp = np.ones(len(d), bool) if same is None else ~same
+    return _tally(np.array(decide_array(d.reshape(1, -1), cal)[0], dtype=object), same)
+
+
+def _tally(verdict: np.ndarray, same: np.ndarray | None) -> dict[str, float | int | None]:
+    """FMR, uncertain share of different-person pairs, FNMR, for ``verdict`` (True / False / None per pair)."""
+    imp = np.ones(len(verdict), bool) if same is None else ~same
     out: dict[str, float | int | None] = {
         "impostor_pairs": int(imp.sum()),
         "fmr": float(np.mean(verdict[imp] == True)) if imp.any() else None,  # noqa: E712 (object array)
@@ -57,19 +70,52 @@ def _rates(d: np.ndarray, same: np.ndarray | None, cal: Calibration) -> dict[str
     return out
 
 
-def pairs_of(fs: FaceSet) -> tuple[np.ndarray, np.ndarray | None]:
+def persons_of(vectors: np.ndarray, cal: Calibration) -> np.ndarray:
+    """The persons a grouping run (``lookalike people cluster``, what ``lookalike index`` runs after a job) puts the
+    faces in, as one label per face (-1: left unassigned): the product's own algorithm and thresholds."""
+    pair = grouping_thresholds(cal)
+    if pair is None or len(vectors) < 2:
+        return np.full(len(vectors), -1, np.int64)
+    a, b, _ = neighbour_graph(vectors, vectors, same=True)
+    labels = agglomerate(Nodes.faces(vectors), a, b, pair[1], face_threshold=pair[0])
+    sizes = np.bincount(labels, minlength=len(vectors))
+    return np.where(sizes[labels] >= DEFAULT_MIN_FACES, labels, -1)
+
+
+def person_rows(
+    d: np.ndarray, queries: np.ndarray, rows: np.ndarray, labels: np.ndarray, cal: Calibration
+) -> np.ndarray:
+    """Verdicts on pairs (query face, row face) at distances ``d``, decided as a search row is when the query face
+    is in the table (``lookalike.people.decide``): by the table's persons ``labels`` where both are in one."""
+    base = decide_array(d.reshape(1, -1), cal)
+    decided = person_verdicts(
+        [[v] for v in base[0]],
+        d.reshape(-1, 1),
+        labels[queries],
+        labels[rows].reshape(-1, 1),
+        cal.card_threshold,
+        confirm=len(labels) >= CONFIRM_FACES,
+    )
+    return np.array([r[0] for r in decided.same_person], dtype=object)
+
+
+def pairs_of(fs: FaceSet) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Distances and same-person flags (``None``: unlabelled) of every pair of faces, and the pairs' face numbers;
+    in unlabelled sets pairs closer than :data:`NEAR_DUPLICATE` (one photo twice) are left out."""
     v = fs.vectors
     d = np.clip(1.0 - v @ v.T, 0.0, 2.0)
     iu = np.triu_indices(len(v), 1)
     dist = d[iu]
     if fs.person is None:
-        return dist[dist >= NEAR_DUPLICATE], None
+        keep = dist >= NEAR_DUPLICATE
+        return dist[keep], None, iu[0][keep], iu[1][keep]
     p = np.array(fs.person)
-    return dist, (p[:, None] == p[None, :])[iu]
+    return dist, (p[:, None] == p[None, :])[iu], iu[0], iu[1]
 
 
-def search_rows(fs: FaceSet, k: int = 5) -> tuple[np.ndarray, np.ndarray] | None:
-    """Distances and same-person flags of each photo's top-``k`` other photos (labelled sets only)."""
+def search_rows(fs: FaceSet, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distances, same-person flags, query and row face numbers of each photo's top-``k`` other photos (labelled
+    sets only): the rows ``lookalike search`` shows for a photo of the table."""
     if fs.person is None:
         return None
     v = fs.vectors
@@ -77,11 +123,15 @@ def search_rows(fs: FaceSet, k: int = 5) -> tuple[np.ndarray, np.ndarray] | None
     np.fill_diagonal(d, np.inf)
     nn = np.argsort(d, axis=1)[:, :k]
     p = np.array(fs.person)
-    return np.take_along_axis(d, nn, 1).ravel(), (p[nn] == p[:, None]).ravel()
+    queries = np.repeat(np.arange(len(v)), nn.shape[1])
+    return np.take_along_axis(d, nn, 1).ravel(), (p[nn] == p[:, None]).ravel(), queries, nn.ravel()
 
 
-def small_tables(fs: FaceSet, card: Calibration, draws: int, seed: int = 0) -> dict[str, float | None] | None:
-    """Rates over random small tables (8 photos of 3 people): too small to calibrate, so the card decides."""
+def small_tables(
+    fs: FaceSet, card: Calibration, draws: int, seed: int = 0, persons: bool = False
+) -> dict[str, float | None] | None:
+    """Rates over random small tables (8 photos of 3 people): too small to calibrate, so the card decides; with
+    ``persons``, decided as ``lookalike`` decides once the table's faces are grouped into persons."""
     if fs.person is None:
         return None
     p = np.array(fs.person)
@@ -91,6 +141,7 @@ def small_tables(fs: FaceSet, card: Calibration, draws: int, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
     ds: list[np.ndarray] = []
     ss: list[np.ndarray] = []
+    vs: list[np.ndarray] = []
     for _ in range(draws):
         chosen = rng.choice(people, 3, replace=False)
         rows = np.flatnonzero(np.isin(p, chosen))
@@ -98,12 +149,17 @@ def small_tables(fs: FaceSet, card: Calibration, draws: int, seed: int = 0) -> d
             continue
         rows = rng.choice(rows, 8, replace=False)
         sub = FaceSet(fs.name, fs.group, [fs.files[i] for i in rows], [fs.person[i] for i in rows], fs.vectors[rows])
-        d, s = pairs_of(sub)
+        d, s, first, second = pairs_of(sub)
         ds.append(d)
         ss.append(s if s is not None else np.zeros(len(d), bool))
+        if persons:
+            vs.append(person_rows(d, first, second, persons_of(sub.vectors, card), card))
     if not ds:
         return None
-    r = _rates(np.concatenate(ds), np.concatenate(ss), card)
+    if persons:
+        r = _tally(np.concatenate(vs), np.concatenate(ss))
+    else:
+        r = _rates(np.concatenate(ds), np.concatenate(ss), card)
     return {"fmr": r["fmr"], "impostor_uncertain": r["impostor_uncertain"], "fnmr": r["fnmr"]}  # type: ignore[dict-item]
 
 
@@ -126,16 +182,23 @@ def lfw_protocol(model: str, card_threshold: float, safe: float | None) -> dict[
     left = vecs[[index[n] for n in pairs.left]]
     right = vecs[[index[n] for n in pairs.right]]
     d = np.clip(1.0 - np.sum(left * right, axis=1), 0.0, 2.0)
-    default = _rates(d, pairs.same, cal)
+    calibration = _rates(d, pairs.same, cal)
     card = _rates(d, pairs.same, card_calibration(card_threshold, None))
+    labels = persons_of(vecs, cal)
+    first = np.array([index[n] for n in pairs.left])
+    second = np.array([index[n] for n in pairs.right])
+    default = _tally(person_rows(d, first, second, labels, cal), pairs.same)
     return {
         "table_faces": len(vecs),
         "threshold": cal.threshold,
         "method": cal.method,  # type: ignore[dict-item]
         "tar_default": 1.0 - float(default["fnmr"]),  # type: ignore[arg-type]
+        "tar_calibration": 1.0 - float(calibration["fnmr"]),  # type: ignore[arg-type]
         "tar_card": 1.0 - float(card["fnmr"]),  # type: ignore[arg-type]
         "far_default": float(default["fmr"]),  # type: ignore[arg-type]
+        "far_calibration": float(calibration["fmr"]),  # type: ignore[arg-type]
         "far_card": float(card["fmr"]),  # type: ignore[arg-type]
+        "persons": len(np.unique(labels[labels >= 0])),
     }
 
 
@@ -161,7 +224,8 @@ def main() -> None:
             keep = [i for i, p in enumerate(fs.person) if p not in set(args.exclude_people)]
             fs = FaceSet(fs.name, fs.group, [fs.files[i] for i in keep], [fs.person[i] for i in keep], fs.vectors[keep])
         cal = calibrate(fs.vectors, card.threshold, card.safe_threshold)
-        d, same = pairs_of(fs)
+        d, same, first, second = pairs_of(fs)
+        labels = persons_of(fs.vectors, cal)
         row: dict[str, object] = {
             "set": fs.name,
             "group": fs.group,
@@ -170,32 +234,44 @@ def main() -> None:
             "no_face": fs.missed,
             "calibration": cal.to_dict(),
             "pairs_card": _rates(d, same, card_only),
-            "pairs_default": _rates(d, same, cal),
+            "pairs_calibration": _rates(d, same, cal),
+            "pairs_default": _tally(person_rows(d, first, second, labels, cal), same),
+            "persons": len(np.unique(labels[labels >= 0])),
         }
         found = search_rows(fs)
         if found is not None:
-            row["search_card"] = _rates(found[0], found[1], card_only)
-            row["search_default"] = _rates(found[0], found[1], cal)
-        row["small_tables_default"] = small_tables(fs, fallback, args.small_draws)
+            dist, flags, queries, hits = found
+            row["search_card"] = _rates(dist, flags, card_only)
+            row["search_calibration"] = _rates(dist, flags, cal)
+            row["search_default"] = _tally(person_rows(dist, queries, hits, labels, cal), flags)
+        row["small_tables_calibration"] = small_tables(fs, fallback, args.small_draws)
+        row["small_tables_default"] = small_tables(fs, fallback, args.small_draws, persons=True)
         rows.append(row)
-        pc, pd = row["pairs_card"], row["pairs_default"]
+        pc, pl, pd = row["pairs_card"], row["pairs_calibration"], row["pairs_default"]
         print(
-            f"{fs.name:34s} {fs.group:22s} {len(fs.files):5d} faces  {cal.summary():44s} "
-            f"FMR {_pct(pc['fmr']):>8} -> {_pct(pd['fmr']):>8} (uncertain {_pct(pd['impostor_uncertain'])})"  # type: ignore[index]
-            + (f"  FNMR {_pct(pc['fnmr'])} -> {_pct(pd['fnmr'])}" if pd["fnmr"] is not None else "")  # type: ignore[index]
+            f"{fs.name:34s} {fs.group:22s} {len(fs.files):5d} faces  {cal.summary():44s} {row['persons']} persons; "
+            f"card -> calibration -> with persons: FMR {_pct(pc['fmr'])} -> {_pct(pl['fmr'])} -> {_pct(pd['fmr'])} "  # type: ignore[index]
+            f"(uncertain {_pct(pd['impostor_uncertain'])})"  # type: ignore[index]
+            + (
+                f"  FNMR {_pct(pc['fnmr'])} -> {_pct(pl['fnmr'])} -> {_pct(pd['fnmr'])}"
+                if pd["fnmr"] is not None
+                else ""
+            )  # type: ignore[index]
         )
         if "search_default" in row:
-            sc, sd = row["search_card"], row["search_default"]
+            sc, sl, sd = row["search_card"], row["search_calibration"], row["search_default"]
             print(
-                f"{'':34s} top-5 rows: other people marked {_pct(sc['fmr'])} -> {_pct(sd['fmr'])}, "  # type: ignore[index]
-                f"true matches unmarked {_pct(sc['fnmr'])} -> {_pct(sd['fnmr'])}"  # type: ignore[index]
+                f"{'':34s} top-5 rows, card -> calibration -> with persons: other people marked "
+                f"{_pct(sc['fmr'])} -> {_pct(sl['fmr'])} -> {_pct(sd['fmr'])}, "  # type: ignore[index]
+                f"true matches unmarked {_pct(sc['fnmr'])} -> {_pct(sl['fnmr'])} -> {_pct(sd['fnmr'])}"  # type: ignore[index]
             )
-        small = row["small_tables_default"]
-        if small:
-            print(
-                f"{'':34s} 8-photo tables (card fallback): FMR {_pct(small['fmr'])}, "  # type: ignore[index]
-                f"uncertain {_pct(small['impostor_uncertain'])}, FNMR {_pct(small['fnmr'])}"  # type: ignore[index]
-            )
+        for key, what in (("small_tables_calibration", "card fallback"), ("small_tables_default", "with persons")):
+            small = row[key]
+            if small:
+                print(
+                    f"{'':34s} 8-photo tables ({what}): FMR {_pct(small['fmr'])}, "  # type: ignore[index]
+                    f"uncertain {_pct(small['impostor_uncertain'])}, FNMR {_pct(small['fnmr'])}"  # type: ignore[index]
+                )
     fmrs = {r["group"]: r["pairs_default"]["fmr"] for r in rows if r["pairs_default"]["fmr"] is not None}  # type: ignore[index]
     fmrs_card = {r["group"]: r["pairs_card"]["fmr"] for r in rows if r["pairs_card"]["fmr"] is not None}  # type: ignore[index]
 
@@ -220,8 +296,9 @@ def main() -> None:
         lfw = summary["lfw"]
         print(
             f"LFW pairs.txt (LFW as the table, {lfw['table_faces']} faces, {lfw['method']} {lfw['threshold']:.3f}): "  # type: ignore[index]
-            f"TAR {_pct(lfw['tar_card'])} -> {_pct(lfw['tar_default'])}, FAR {_pct(lfw['far_card'])} -> "  # type: ignore[index]
-            f"{_pct(lfw['far_default'])}"  # type: ignore[index]
+            f"card -> calibration -> with its {lfw['persons']} persons: TAR {_pct(lfw['tar_card'])} -> "  # type: ignore[index]
+            f"{_pct(lfw['tar_calibration'])} -> {_pct(lfw['tar_default'])}, FAR {_pct(lfw['far_card'])} -> "  # type: ignore[index]
+            f"{_pct(lfw['far_calibration'])} -> {_pct(lfw['far_default'])}"  # type: ignore[index]
         )
     if args.json:
         payload = {"machine": machine, "model": card.name, "sets": rows, "summary": summary}
