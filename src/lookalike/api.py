@@ -40,7 +40,14 @@ from lookalike.ingest import (
     run_index,
 )
 from lookalike.people import People
-from lookalike.people.decide import CONFIRM_FACES, PersonSums, Verdicts, person_verdicts, query_persons
+from lookalike.people.decide import (
+    CONFIRM_FACES,
+    PersonSums,
+    Verdicts,
+    person_rows_for,
+    person_verdicts,
+    query_persons,
+)
 from lookalike.records import QueryFace
 from lookalike.search import cache
 from lookalike.search.calibration import (
@@ -253,16 +260,7 @@ class Dataset:
     def _person_sums(self, info: store.TableInfo, matrix: store.FaceMatrix, ids: np.ndarray) -> PersonSums:
         """Vector sums and face counts of the persons ``ids``, from the table's matrix."""
         face_ids, person_ids = self._person_assignments(info)
-        want = np.isin(person_ids, ids)
-        fids, pids = face_ids[want], person_ids[want]  # sorted by face id
-        rows = np.flatnonzero(np.isin(matrix.face_id, fids))
-        owner = pids[np.searchsorted(fids, matrix.face_id[rows])]
-        uniq, inverse, counts = np.unique(owner, return_inverse=True, return_counts=True)
-        order = np.argsort(inverse, kind="stable")
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-        vectors = matrix.matrix[rows[order]].astype(np.float64)
-        sums = np.add.reduceat(vectors, starts, axis=0) if len(rows) else np.zeros((0, matrix.matrix.shape[1]))
-        return PersonSums(ids=uniq.astype(np.int64), sums=sums.astype(np.float32), counts=counts.astype(np.int64))
+        return person_rows_for(face_ids, person_ids, matrix.face_id).sums(ids, matrix.matrix)
 
     def _person_assignments(self, info: store.TableInfo) -> tuple[np.ndarray, np.ndarray]:
         """Every assigned face of the table: ``(face_id, person_id)`` sorted by face id (a hook)."""

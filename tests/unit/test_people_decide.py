@@ -8,6 +8,7 @@ from lookalike.people.decide import (
     DISAGREE_REASON,
     FAR_IN_PERSON_REASON,
     PersonSums,
+    person_rows_for,
     person_verdicts,
     query_persons,
 )
@@ -83,3 +84,16 @@ def test_in_a_table_too_small_to_calibrate_a_person_only_keeps_a_yes() -> None:
     )
     assert out.same_person == [[True, None, False]]
     assert out.basis == [["person", "distance", "person"]]
+
+
+def test_person_rows_finds_each_persons_faces_in_the_matrix() -> None:
+    matrix_faces = np.array([30, 10, 20, 50, 40], np.int64)  # storage order, not sorted
+    vectors = np.eye(5, 3, dtype=np.float32)
+    assigned = np.array([10, 20, 40, 99], np.int64)  # face 99 is gone from the matrix
+    persons = np.array([7, 8, 7, 8], np.int64)
+    rows = person_rows_for(assigned, persons, matrix_faces)
+    assert sorted(rows.rows(7).tolist()) == [1, 4] and rows.rows(8).tolist() == [2] and rows.rows(5).size == 0
+    sums = rows.sums(np.array([8, 7, 5]), vectors)
+    assert sums.ids.tolist() == [7, 8] and sums.counts.tolist() == [2, 1]
+    assert np.allclose(sums.sums[0], vectors[1] + vectors[4])
+    assert person_rows_for(assigned, persons, matrix_faces) is rows  # cached for the same arrays

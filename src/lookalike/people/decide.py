@@ -69,6 +69,64 @@ class PersonSums:
     counts: np.ndarray  # (p,) int64
 
 
+class PersonRows:
+    """Which matrix rows each person's faces are on: built once per (assignments, matrix) pair and cached, so that
+    a search pays ``O(faces of the persons it needs x log n)`` rather than a pass over a million assignments."""
+
+    def __init__(self, face_ids: np.ndarray, person_ids: np.ndarray, matrix_face_ids: np.ndarray) -> None:
+        order = np.argsort(person_ids, kind="stable")
+        self._persons = person_ids[order]
+        self._faces = face_ids[order]
+        self._matrix_order = np.argsort(matrix_face_ids, kind="stable")
+        self._matrix_faces = matrix_face_ids[self._matrix_order]
+
+    def rows(self, person_id: int) -> np.ndarray:
+        """The matrix rows of one person's faces."""
+        lo, hi = np.searchsorted(self._persons, [person_id, person_id + 1])
+        faces = self._faces[lo:hi]
+        if len(self._matrix_faces) == 0 or len(faces) == 0:
+            return np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(self._matrix_faces, faces), 0, len(self._matrix_faces) - 1)
+        return self._matrix_order[pos[self._matrix_faces[pos] == faces]]  # faces no longer in the matrix drop
+
+    def sums(self, ids: np.ndarray, vectors: np.ndarray) -> PersonSums:
+        """Vector sums (float64 accumulation) and face counts of the persons ``ids`` over ``vectors`` (the matrix)."""
+        keep: list[int] = []
+        sums: list[np.ndarray] = []
+        counts: list[int] = []
+        for pid in np.unique(ids):
+            rows = self.rows(int(pid))
+            if len(rows):
+                keep.append(int(pid))
+                sums.append(vectors[rows].sum(axis=0, dtype=np.float64))
+                counts.append(len(rows))
+        dim = vectors.shape[1]
+        return PersonSums(
+            ids=np.asarray(keep, np.int64),
+            sums=np.stack(sums).astype(np.float32) if sums else np.zeros((0, dim), np.float32),
+            counts=np.asarray(counts, np.int64),
+        )
+
+
+_ROWS_CACHE: dict[tuple[int, int, int, int], tuple[PersonRows, tuple[np.ndarray, ...]]] = {}
+_ROWS_CACHE_SIZE = 4
+
+
+def person_rows_for(face_ids: np.ndarray, person_ids: np.ndarray, matrix_face_ids: np.ndarray) -> PersonRows:
+    """:class:`PersonRows` for these arrays, from a small cache keyed by the arrays themselves (a server keeps its
+    snapshots' arrays while they are current; the cache holds them too, so a key is never reused by other
+    arrays)."""
+    key = (id(face_ids), id(person_ids), id(matrix_face_ids), len(face_ids))
+    hit = _ROWS_CACHE.get(key)
+    if hit is not None:
+        return hit[0]
+    built = PersonRows(face_ids, person_ids, matrix_face_ids)
+    if len(_ROWS_CACHE) >= _ROWS_CACHE_SIZE:
+        _ROWS_CACHE.pop(next(iter(_ROWS_CACHE)))
+    _ROWS_CACHE[key] = (built, (face_ids, person_ids, matrix_face_ids))
+    return built
+
+
 def query_persons(
     queries: np.ndarray,
     nearest_distance: np.ndarray,
