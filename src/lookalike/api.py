@@ -316,10 +316,7 @@ class Dataset:
         )
         report = run_index(self.path, sources, table=table, model=model, options=options)
         if cluster and (report.added or report.updated or report.removed):
-            try:
-                report.people = self.people.cluster(table).to_dict()
-            except LookalikeError as err:  # a model nobody calibrated can't group; the index job still succeeded
-                report.people = {"error": err.to_dict()}
+            report.people = self._group_new_faces(table)
         return report
 
     def drop_table(self, table: str) -> None:
@@ -336,15 +333,26 @@ class Dataset:
         with reader(self.path) as con:
             return transfer.export_table(con, table, to, shard_rows=shard_rows, options=self.storage_options)
 
-    def import_table(self, uri: str, table: str | None = None) -> transfer.ImportReport:
+    def import_table(self, uri: str, table: str | None = None, *, cluster: bool = True) -> transfer.ImportReport:
         """Read the export in folder ``uri`` into ``table`` (default: the exported table's name), replacing the
-        rows of photos already there; all or nothing. Then recalibrate and refresh vector indexes, as an index
-        run does, so that a later ``index`` of the same photos embeds nothing new."""
+        rows of photos already there; all or nothing. Then recalibrate, refresh vector indexes and group the new
+        faces into persons (unless ``cluster=False``), as an index run does, so that a later ``index`` of the same
+        photos embeds nothing new and searches decide as they would on the exporting dataset."""
         with writer(self.path) as con:
             report = transfer.import_table(con, uri, table, options=self.storage_options)
         report.calibration = recalibrate(self.path, report.table)
         report.vector_indexes = refresh_vector_indexes(self.path, report.table)
+        if cluster and report.rows:
+            report.people = self._group_new_faces(report.table)
         return report
+
+    def _group_new_faces(self, table: str) -> dict[str, object]:
+        """An incremental grouping run after a job that wrote faces: its report, or the error that stopped it (a
+        model nobody calibrated can't group; the job itself still succeeded)."""
+        try:
+            return self.people.cluster(table).to_dict()
+        except LookalikeError as err:
+            return {"error": err.to_dict()}
 
     # ------------------------------------------------------------------------------------------ vector indexes
 

@@ -15,7 +15,7 @@ from lookalike.textable import render
 
 
 def cluster_summary(report: ClusterReport) -> str:
-    """One line about a grouping run, for ``people cluster`` and ``index --cluster``."""
+    """One line about a grouping run, for ``people cluster`` and ``index`` (which groups after its job)."""
     return (
         f"people in {report.table!r} ({report.mode}, linkage {report.face_threshold:g}-{report.threshold:g}): "
         f"{report.looked_at} faces looked at, {report.joined_existing} joined a person, {report.new_persons} new "

@@ -56,16 +56,22 @@ def export_command(table: str, to: str, shard_rows: int, dataset: str | None, as
 @click.command("import")
 @click.argument("uri")
 @click.option("--table", default=None, help="Face table to import into [default: the exported table's name].")
+@click.option(
+    "--cluster/--no-cluster",
+    default=True,
+    show_default=True,
+    help="Then group the new faces into persons, as lookalike index does.",
+)
 @dataset_option
 @json_option
 @handle_errors
-def import_command(uri: str, table: str | None, dataset: str | None, as_json: bool) -> None:
+def import_command(uri: str, table: str | None, cluster: bool, dataset: str | None, as_json: bool) -> None:
     """Read an export (a folder written by lookalike export) at URI into a face table.
 
     The table is created when missing; a table of another model is refused. Photos already in the table get the
     exported rows instead of theirs. Nothing is written unless every file matches the manifest (SHA-256).
     """
-    report = Dataset(dataset).import_table(uri, table)
+    report = Dataset(dataset).import_table(uri, table, cluster=cluster)
     if as_json:
         _emit_json(report.to_dict())
         return

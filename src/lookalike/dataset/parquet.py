@@ -155,6 +155,8 @@ class ImportReport:
     seconds: float = 0.0
     calibration: Calibration | None = None
     vector_indexes: list[dict[str, object]] = field(default_factory=list)
+    #: The grouping into persons after the import (as after an index job), ``{"error": ...}``, or None.
+    people: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
