@@ -103,14 +103,16 @@ def test_calibration_round_trips_through_json() -> None:
 
 
 def test_grouping_thresholds_follow_the_models_threshold_not_the_tables_population() -> None:
-    card = cal.card_calibration(0.673, 0.48)
-    face, group = cal.grouping_thresholds(card)  # type: ignore[misc]
+    lfw_like = cal.Calibration(method="dataset", threshold=0.673, uncertain_above=0.673, card_threshold=0.673)
+    face, group = cal.grouping_thresholds(lfw_like)  # type: ignore[misc]
     assert group == pytest.approx(0.93 * 0.673) and face == pytest.approx(0.8 * group)
-    # a table calibrated on a look-alike population groups with the same thresholds (persons don't move)
+    # a table calibrated on a look-alike population groups large groups with the same threshold (persons don't
+    # move), but two single faces only at a distance its own calibration calls the same person
     dataset = cal.Calibration(
         method="dataset", threshold=0.40, uncertain_above=0.673, card_threshold=0.673, mode=0.82, spread=0.126
     )
-    assert cal.grouping_thresholds(dataset) == (face, group)
+    assert cal.grouping_thresholds(dataset) == (0.40, group)
+    assert cal.grouping_thresholds(cal.card_calibration(0.673, 0.48)) == (0.48, group)  # the card's sure band
     # a user's threshold stands in for the card's; an uncalibrated model has none
     assert cal.grouping_thresholds(cal.user_calibration(0.6, 0.673)) == pytest.approx((0.8 * 0.558, 0.558))
     assert cal.grouping_thresholds(cal.uncalibrated("mine")) is None
