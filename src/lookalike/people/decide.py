@@ -37,6 +37,7 @@ A user's threshold (``--threshold``) is a decision on the distance alone and byp
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,7 @@ class PersonRows:
 
 _ROWS_CACHE: dict[tuple[int, int, int, int], tuple[PersonRows, tuple[np.ndarray, ...]]] = {}
 _ROWS_CACHE_SIZE = 4
+_ROWS_LOCK = threading.Lock()
 
 
 def person_rows_for(face_ids: np.ndarray, person_ids: np.ndarray, matrix_face_ids: np.ndarray) -> PersonRows:
@@ -117,13 +119,15 @@ def person_rows_for(face_ids: np.ndarray, person_ids: np.ndarray, matrix_face_id
     snapshots' arrays while they are current; the cache holds them too, so a key is never reused by other
     arrays)."""
     key = (id(face_ids), id(person_ids), id(matrix_face_ids), len(face_ids))
-    hit = _ROWS_CACHE.get(key)
+    with _ROWS_LOCK:  # a server searches from several threads
+        hit = _ROWS_CACHE.get(key)
     if hit is not None:
         return hit[0]
     built = PersonRows(face_ids, person_ids, matrix_face_ids)
-    if len(_ROWS_CACHE) >= _ROWS_CACHE_SIZE:
-        _ROWS_CACHE.pop(next(iter(_ROWS_CACHE)))
-    _ROWS_CACHE[key] = (built, (face_ids, person_ids, matrix_face_ids))
+    with _ROWS_LOCK:
+        while len(_ROWS_CACHE) >= _ROWS_CACHE_SIZE:
+            _ROWS_CACHE.pop(next(iter(_ROWS_CACHE)))
+        _ROWS_CACHE[key] = (built, (face_ids, person_ids, matrix_face_ids))
     return built
 
 
