@@ -250,8 +250,10 @@ def search(
         else:
             click.echo(render(headers, rows))
         if result.calibration is not None:
+            by_person = sum(1 for h in result.hits if h.same_person_basis == "person")
+            persons = f"; {by_person} of {len(result.hits)} rows decided by the table's persons" if by_person else ""
             click.echo(
-                f"same_person: {result.calibration.summary()} (uncertain: distance where this population's "
+                f"same_person: {result.calibration.summary()}{persons} (uncertain: distance where this population's "
                 "different people also fall; --threshold to decide)"
             )
     if result.errors:
