@@ -166,6 +166,10 @@ def test_cli_round_trip_then_index_embeds_nothing(source: tuple[Path, Path], tmp
     imported = cli("import", str(out), "--table", "faces", "--dataset", str(target))
     assert imported.returncode == 0, imported.stderr
     assert "imported" in imported.stdout and "'faces'" in imported.stdout
+    assert lookalike.open(target).people.list(), "the imported faces are grouped into persons, as index does"
+    plain = cli("import", str(out), "--dataset", str(tmp_path / "plain.duckdb"), "--no-cluster", "--json")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["people"] is None and lookalike.open(tmp_path / "plain.duckdb").people.list() == []
 
     # index the same folder: nothing new is embedded; only the corrupt file is retried, as the source would do
     copy = tmp_path / "source-copy.duckdb"
