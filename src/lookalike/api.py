@@ -208,25 +208,6 @@ class Dataset:
         """``face_id -> (person_id, name)`` (a hook, like :meth:`_matrix`)."""
         return self.people.of_faces(face_ids, info.name)
 
-    def _person_verdicts(
-        self,
-        info: store.TableInfo,
-        matrix: store.FaceMatrix,
-        qmat: np.ndarray,
-        idx: np.ndarray,
-        owners: dict[int, tuple[int, str | None]],
-        verdicts: list[list[bool | None]],
-    ) -> Verdicts:
-        """The calibration's ``verdicts`` on the rows ``idx`` of the queries ``qmat``, decided by the table's
-        persons where the query and the row are both in one (:mod:`lookalike.people.decide`)."""
-        found = self._query_persons(info, matrix, qmat, idx, owners)
-        if found is None:
-            return Verdicts.by_distance(verdicts)
-        qperson, row_person, cosine = found
-        cal = info.calibration
-        confirm = matrix.size >= CONFIRM_FACES
-        return person_verdicts(verdicts, cosine, qperson, row_person, cal.card_threshold, confirm=confirm)
-
     def _query_persons(
         self,
         info: store.TableInfo,
@@ -316,7 +297,7 @@ class Dataset:
         )
         report = run_index(self.path, sources, table=table, model=model, options=options)
         if cluster and (report.added or report.updated or report.removed):
-            report.people = self._group_new_faces(table)
+            report.people = self.people.cluster_reported(table)
         return report
 
     def drop_table(self, table: str) -> None:
@@ -343,16 +324,8 @@ class Dataset:
         report.calibration = recalibrate(self.path, report.table)
         report.vector_indexes = refresh_vector_indexes(self.path, report.table)
         if cluster and report.rows:
-            report.people = self._group_new_faces(report.table)
+            report.people = self.people.cluster_reported(report.table)
         return report
-
-    def _group_new_faces(self, table: str) -> dict[str, object]:
-        """An incremental grouping run after a job that wrote faces: its report, or the error that stopped it (a
-        model nobody calibrated can't group; the job itself still succeeded)."""
-        try:
-            return self.people.cluster(table).to_dict()
-        except LookalikeError as err:
-            return {"error": err.to_dict()}
 
     # ------------------------------------------------------------------------------------------ vector indexes
 
@@ -602,10 +575,15 @@ class Dataset:
         owners = self._persons_for(info, sorted({int(matrix.face_id[r]) for r in np.unique(idx[idx >= 0])}))
         cal = info.calibration if threshold is None else user_calibration(threshold, info.calibration.card_threshold)
         why = reason(cal)
-        if threshold is None:  # a user's threshold decides on the distance alone
-            decided = self._person_verdicts(info, matrix, qmat, idx, owners, decide_array(dists, cal, dist))
+        verdicts = decide_array(dists, cal, dist)
+        # the table's persons decide where they can (lookalike.people.decide); a user's threshold bypasses them
+        found = self._query_persons(info, matrix, qmat, idx, owners) if threshold is None else None
+        if found is None:
+            decided = Verdicts.by_distance(verdicts)
         else:
-            decided = Verdicts.by_distance(decide_array(dists, cal, dist))
+            qperson, row_person, cosine = found
+            confirm = matrix.size >= CONFIRM_FACES
+            decided = person_verdicts(verdicts, cosine, qperson, row_person, cal.card_threshold, confirm=confirm)
         hits: list[SearchHit] = []
         for qi, q in enumerate(qfaces):
             for rank, (row, d) in enumerate(zip(idx[qi], dists[qi], strict=True), start=1):

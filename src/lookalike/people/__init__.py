@@ -29,6 +29,7 @@ from typing import Any
 from lookalike import config
 from lookalike.dataset import reader, writer
 from lookalike.dataset import store as dstore
+from lookalike.errors import LookalikeError
 from lookalike.people import grouping, manage
 from lookalike.people import store as pstore
 from lookalike.people.grouping import DEFAULT_MIN_FACES, ClusterReport
@@ -64,6 +65,15 @@ class People:
         model's threshold, see ``search.calibration.grouping_thresholds``); a new person needs ``min_faces``
         faces."""
         return grouping.run_unlocked(self.path, table, full=full, min_faces=min_faces, threshold=threshold)
+
+    def cluster_reported(self, table: str = config.DEFAULT_TABLE) -> dict[str, object]:
+        """An incremental :meth:`cluster` after a job that wrote faces (index, import, a server's index job): its
+        report as a dict, or ``{"error": ...}`` when it could not run (a model nobody calibrated, a table with no
+        faces); the job itself still succeeded."""
+        try:
+            return self.cluster(table).to_dict()
+        except LookalikeError as err:
+            return {"error": err.to_dict()}
 
     # ------------------------------------------------------------------------------------------ reading
 

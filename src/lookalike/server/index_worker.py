@@ -90,10 +90,7 @@ def group_people(dataset: str, table: str) -> dict[str, object]:
     Done here, in the job's process, because it writes to the dataset like the index did. A grouping that
     cannot run (a model nobody calibrated, a table with no faces) is reported, and the job still succeeds.
     """
-    try:
-        return Dataset(dataset).people.cluster(table).to_dict()
-    except LookalikeError as err:
-        return {"error": err.to_dict()}
+    return Dataset(dataset).people.cluster_reported(table)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process
