@@ -150,7 +150,9 @@ def run_unlocked(
             if _state(con, info) == key:
                 return _apply(con, info, plan, started)
     with writer(path) as con:
-        return run(con, get_table(con, table), full=full, min_faces=min_faces, threshold=threshold)
+        return run(
+            con, get_table(con, table), full=full, min_faces=min_faces, threshold=threshold, neighbours=neighbours
+        )
 
 
 def _state(con: duckdb.DuckDBPyConnection, info: TableInfo) -> tuple[object, ...]:
