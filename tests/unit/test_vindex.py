@@ -133,3 +133,28 @@ def test_update_adds_and_removes(data: tuple[np.ndarray, np.ndarray, np.ndarray]
     assert build(spec, x[:10], ids[:10]).factory == "IVF1,Flat"  # too few rows to train codes: kept exact
     with pytest.raises(InvalidArgument, match="at least 1 vector"):
         build(spec, x[:0], ids[:0])
+
+
+@pytest.mark.parametrize("index_type", ["IVF", "TREE_AH"])
+def test_build_in_chunks_from_a_mapped_file(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], index_type: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table larger than memory is built from its memory-mapped file a chunk at a time, duplicate ids
+    included, into the same index as one built in one go."""
+    import faiss
+
+    import lookalike.search.vindex.build as build_mod
+
+    x, _, q = data
+    dup = np.concatenate([x[:3000], x[:40]])
+    ids = content_ids(dup)
+    path = tmp_path / "m.npy"
+    np.save(path, dup)
+    spec = parse_index_options({"index_type": index_type, "distance_type": "COSINE"})
+    whole = build(spec, dup, ids)
+    monkeypatch.setattr(build_mod, "_ADD_ROWS", 7)
+    mapped = np.load(path, mmap_mode="r")
+    chunked = build(spec, mapped, ids)
+    assert chunked.index.ntotal == whole.index.ntotal == 3000
+    assert (chunked.ids == whole.ids).all()
+    assert faiss.serialize_index(chunked.index).tobytes() == faiss.serialize_index(whole.index).tobytes()

@@ -16,6 +16,8 @@ from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, PQ_MIN_ROWS
 _TRAIN_PER_LIST = 64
 _TRAIN_MAX = 100_000
 _TRAIN_MIN = 20_000
+#: Vectors prepared and added at a time, so that a build never holds a second copy of a large table.
+_ADD_ROWS = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +78,25 @@ def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
     started = time.perf_counter()
     uniq, first = np.unique(ids, return_index=True)
     dedup = len(uniq) != n
-    vectors = prepare(spec, matrix[first] if dedup else matrix)
+    count = len(uniq)
     norms = np.linalg.norm(np.asarray(matrix[: min(n, 10_000)], np.float32), axis=1)
     unit = bool(np.all(np.abs(norms - 1.0) < 1e-3))
-    factory = factory_string(spec, dim, lists, len(uniq))
+    factory = factory_string(spec, dim, lists, count)
     index = faiss.index_factory(dim, factory, metric(spec))
     _quiet_training(index)
-    sample = min(len(vectors), max(_TRAIN_MIN, _TRAIN_PER_LIST * lists), _TRAIN_MAX)
+
+    def rows(picked: np.ndarray | slice) -> np.ndarray:
+        """The prepared vectors of the ``picked`` unique ids (read from ``matrix`` only now: it may be a
+        memory-mapped file far larger than memory)."""
+        return prepare(spec, matrix[first[picked]] if dedup else matrix[picked])
+
+    sample = min(count, max(_TRAIN_MIN, _TRAIN_PER_LIST * lists), _TRAIN_MAX)
     rng = np.random.default_rng(0)
-    train = vectors if sample >= len(vectors) else vectors[np.sort(rng.choice(len(vectors), sample, replace=False))]
-    index.train(train)
-    index.add_with_ids(vectors, uniq if dedup else ids.astype(np.int64))
+    index.train(rows(slice(0, count)) if sample >= count else rows(np.sort(rng.choice(count, sample, replace=False))))
+    labels = uniq if dedup else ids.astype(np.int64)
+    for start in range(0, count, _ADD_ROWS):
+        part = slice(start, min(count, start + _ADD_ROWS))
+        index.add_with_ids(rows(part), labels[part])
     return Built(index, uniq.astype(np.int64), lists, factory, unit, time.perf_counter() - started)
 
 
