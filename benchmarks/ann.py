@@ -33,9 +33,19 @@ Metrics per point (one JSON row each):
 * ``build_s``: train + add; ``index_bytes``: ``faiss.serialize_index`` size (not counting the float32 matrix,
   which every point keeps for the exact re-rank; 0 for EXACT); ``rss_mb``: the process's peak RSS so far.
 
+Tables above 2M rows (:data:`LARGE_FROM`; 10M rows are 20 GB of float32) are made differently, since they don't fit
+in memory here: the rows are written block by block to a float32 ``.npy`` file under ``--workdir`` (in generation
+order, not shuffled; reused by later runs with the same inputs), the exact top 10 is computed block by block as
+they are written, and exact search's latency is timed on 3 single queries over the memory-mapped file. The TREE_AH
+index is built from the mapped file, written, and then searched by a fresh process that holds only the index and
+the mapped file (as Lookalike's matrix cache maps it), so that its memory is the search's own: ``rss_mb`` is that
+process's peak RSS, ``rss_anon_mb`` its private memory and ``rss_file_mb`` the pages of the mapped file it holds
+(the OS page cache, shared and reclaimable). Points: the default re-rank count and 1,000, 2,000 and 5,000.
+
 Usage::
 
     python benchmarks/ann.py --sizes 200000 --json benchmarks/results/ann.json
+    python benchmarks/ann.py --sizes 10000000 --json benchmarks/results/ann-10m.json   # 20 GB of disk, ~15 min
 """
 
 from __future__ import annotations
@@ -294,6 +304,246 @@ def run_size(
     return results
 
 
+#: Table sizes above this live in a memory-mapped float32 file (10M rows are 20 GB) and are searched by a fresh
+#: process, whose peak RSS is then the search's own.
+LARGE_FROM = 2_000_000
+LARGE_RERANKS = (1000, 2000, 5000)
+LARGE_EXACT_SINGLE = 3  # exact single queries timed at such sizes (each reads the whole file)
+
+
+def _merge_top(rows: np.ndarray, dist: np.ndarray, new_rows: np.ndarray, new_dist: np.ndarray):
+    """The best K of two ``(m, K)`` top lists, nearest first; ties keep the lower row (earlier blocks first)."""
+    r = np.concatenate([rows, new_rows], axis=1)
+    d = np.concatenate([dist, new_dist], axis=1)
+    order = np.argsort(d, axis=1, kind="stable")[:, :K]
+    return np.take_along_axis(r, order, 1), np.take_along_axis(d, order, 1)
+
+
+def large_table(workdir: str, usable, q, gallery, g_labels, n: int, seed: int = 0):
+    """``(path, labels, exact_rows, exact_dist)`` for a table of ``n`` rows written block by block to
+    ``workdir/ann-N.npy`` (reused when a previous run wrote it from the same inputs).
+
+    The rows are made as :func:`make_table` makes them (the gallery, then one seeded rotation of the usable LFW
+    rows per block) but not shuffled: a 20 GB shuffle costs more than it shows. The exact top ``K`` of every
+    query is computed block by block as the file is written.
+    """
+    from lookalike.search.exact import top_k
+
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, f"ann-{n}.npy")
+    meta_path = os.path.join(workdir, f"ann-{n}.json")
+    truth = os.path.join(workdir, f"ann-{n}-exact.npz")
+    key = {
+        "n": n,
+        "seed": seed,
+        "usable": len(usable),
+        "usable_sum": float(np.sum(usable, dtype=np.float64)),
+        "queries": len(q),
+        "queries_sum": float(np.sum(q, dtype=np.float64)),
+    }
+    if os.path.exists(meta_path) and os.path.exists(truth) and os.path.exists(path):
+        with open(meta_path) as fh:
+            if json.load(fh) == key:
+                z = np.load(truth)
+                print(f"table {path} and its exact top-{K} reused", flush=True)
+                return path, z["labels"], z["rows"], z["dist"]
+    dim = usable.shape[1]
+    rng = np.random.default_rng(seed)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    labels = np.full(n, -1, np.int64)
+    best_r = np.full((len(q), K), -1, np.int64)
+    best_d = np.full((len(q), K), np.inf, np.float32)
+    t0 = time.perf_counter()
+    pos = 0
+    blocks = 0
+    while pos < n:
+        if pos == 0:
+            block = np.ascontiguousarray(gallery[: min(len(gallery), n)])
+            labels[: len(block)] = g_labels[: len(block)]
+        else:
+            rot, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+            rot *= np.sign(np.diag(r))  # a uniformly random rotation
+            block = usable[: min(len(usable), n - pos)] @ rot.astype(np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[pos : pos + len(block)] = block
+        rows, dist = top_k(block, q, K, "cosine")
+        best_r, best_d = _merge_top(best_r, best_d, rows + pos, dist)
+        pos += len(block)
+        blocks += 1
+        if blocks % 100 == 0 or pos >= n:
+            print(f"  {pos:,} rows written, {time.perf_counter() - t0:.0f} s", flush=True)
+    out.flush()
+    del out
+    np.savez(truth, labels=labels, rows=best_r, dist=best_d)
+    with open(meta_path, "w") as fh:
+        json.dump(key, fh)
+    return path, labels, best_r, best_d
+
+
+def _proc_status() -> dict[str, float]:
+    """This process's resident memory from ``/proc/self/status``, in MB: peak, now, anonymous, file-backed."""
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def large_worker(args_path: str) -> None:
+    """Search a large table's TREE_AH index in this fresh process, which holds the index file and the
+    memory-mapped table and nothing else; writes its points as JSON (``out`` in the arguments file)."""
+    import lookalike.search.vindex.searcher as searcher_mod
+    from lookalike.search.vindex.searcher import LoadedIndex, delta, search_rows
+    from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
+
+    faiss = load_faiss()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    with open(args_path) as fh:
+        a = json.load(fh)
+    z = np.load(a["truth"])
+    labels, ex_rows, ex_dist = z["labels"], z["rows"], z["dist"]
+    qz = np.load(a["queries"])
+    q, q_labels = qz["q"], qz["q_labels"]
+    t0 = time.perf_counter()
+    matrix = np.load(a["table"], mmap_mode="r")
+    index = faiss.read_index(a["index"])
+    n = int(matrix.shape[0])
+    ids = np.arange(n, dtype=np.int64)
+    spec = IndexSpec.from_json(a["spec"])
+    li = LoadedIndex("bench", spec, index, ids, a["lists"], True, int(matrix.shape[1]))
+    d = delta(li, ids)
+    load_s = time.perf_counter() - t0
+    loaded = _proc_status()
+    print(f"  search process: index read and table mapped in {load_s:.1f} s; memory MB {loaded}", flush=True)
+    results = []
+    knobs = SearchKnobs()
+    for rerank in (None, *LARGE_RERANKS):
+
+        def search(qs: np.ndarray) -> np.ndarray:
+            return search_rows(li, matrix, ids, qs, K, "cosine", knobs, cached=d)[0]
+
+        saved = (searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS)
+        if rerank is not None:
+            searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS = rerank, 0, 1 << 62
+        try:
+            rows = in_batches(search, q)
+            ms = single_ms(search, q, SINGLE)
+            ms_batch = batch_ms(search, q)
+        finally:
+            searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS = saved
+        status = _proc_status()
+        results.append(
+            {
+                "rerank_candidates": rerank if rerank is not None else searcher_mod.rerank_candidates(K, n),
+                "knob_default": rerank is None,
+                **quality(rows, ex_rows, ex_dist, labels, q_labels),
+                "ms_per_query": ms,
+                "ms_per_query_batch100": ms_batch,
+                "rss_mb": status["VmHWM"],
+                "rss_anon_mb": status["RssAnon"],
+                "rss_file_mb": status["RssFile"],
+            }
+        )
+        print(f"  search process: {results[-1]}", flush=True)
+    with open(a["out"], "w") as fh:
+        json.dump({"loaded": loaded, "load_s": load_s, "results": results}, fh)
+
+
+def run_large(n: int, workdir: str, usable, q, q_labels, gallery, g_labels) -> list[dict[str, Any]]:
+    """TREE_AH against exact search on a table too large to hold in memory (see :data:`LARGE_FROM`)."""
+    import subprocess
+    import sys
+
+    from lookalike.search.exact import top_k
+    from lookalike.search.vindex.build import build
+    from lookalike.search.vindex.spec import parse_index_options
+
+    faiss = load_faiss()
+    print(
+        f"\nn={n:,}: {len(gallery):,} gallery + {n - len(gallery):,} rotated distractors, {len(q):,} queries, "
+        f"table {n * usable.shape[1] * 4 / 2**30:,.1f} GiB memory-mapped from {workdir}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    path, labels, ex_rows, _ = large_table(workdir, usable, q, gallery, g_labels, n)
+    print(f"table and exact top-{K}: {time.perf_counter() - t0:.0f} s", flush=True)
+    matrix = np.load(path, mmap_mode="r")
+    exact_rank1 = float(np.mean(labels[ex_rows[:, 0]] == q_labels))
+    exact_ms = single_ms(lambda qs: top_k(matrix, qs, K, "cosine"), q, LARGE_EXACT_SINGLE)
+    print(f"exact: rank-1 {exact_rank1:.4f}, {exact_ms:.0f} ms per query ({LARGE_EXACT_SINGLE} timed)", flush=True)
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, matrix, np.arange(n, dtype=np.int64))
+    build_s, lists, factory = b.seconds, b.lists, b.factory
+    index_path = os.path.join(workdir, f"ann-{n}.faiss")
+    faiss.write_index(b.index, index_path)
+    size = os.path.getsize(index_path)
+    print(
+        f"TREE_AH built in {build_s:.0f} s ({factory}), {size / 2**20:,.0f} MiB; build process peak RSS "
+        f"{rss_mb():,.0f} MB",
+        flush=True,
+    )
+    del b
+    qpath = os.path.join(workdir, "queries.npz")
+    np.savez(qpath, q=q, q_labels=q_labels)
+    args_path = os.path.join(workdir, "worker.json")
+    out_path = os.path.join(workdir, "worker-out.json")
+    worker_args = {
+        "table": path,
+        "truth": os.path.join(workdir, f"ann-{n}-exact.npz"),
+        "index": index_path,
+        "queries": qpath,
+        "spec": spec.to_json(),
+        "lists": lists,
+        "out": out_path,
+    }
+    with open(args_path, "w") as fh:
+        json.dump(worker_args, fh)
+    subprocess.run([sys.executable, __file__, "--large-worker", args_path], check=True)
+    with open(out_path) as fh:
+        worker = json.load(fh)
+    base = {"n": n, "exact_rank1": exact_rank1, "exact_ms_per_query": exact_ms}
+    results: list[dict[str, Any]] = [
+        {
+            **base,
+            "index_type": "EXACT",
+            "fraction_lists_to_search": None,
+            "rerank_candidates": None,
+            "rank1": exact_rank1,
+            "same_person_recall": 1.0,
+            "recall_at_10": 1.0,
+            "ms_per_query": exact_ms,
+            "ms_per_query_batch100": float("nan"),
+            "speedup": 1.0,
+            "build_s": 0.0,
+            "index_bytes": 0,
+            "rss_mb": 0.0,
+            "lists": None,
+            "factory": None,
+        }
+    ]
+    for w in worker["results"]:
+        results.append(
+            {
+                **base,
+                "index_type": "TREE_AH",
+                "fraction_lists_to_search": None,
+                **w,
+                "speedup": exact_ms / w["ms_per_query"],
+                "build_s": build_s,
+                "index_bytes": size,
+                "lists": lists,
+                "factory": factory,
+                "search_process_load_s": worker["load_s"],
+            }
+        )
+    print(HEADER)
+    for r in results:
+        show(r)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000], help="table sizes (rows)")
@@ -307,7 +557,16 @@ def main(argv: list[str] | None = None) -> None:
         help=f"queries whose quality is measured for TREE_AH at fraction 1.0 (default {SLOW_QUERIES})",
     )
     ap.add_argument("--embeddings", default=CACHE, help="LFW embedding cache (.npz with names and vectors)")
+    ap.add_argument(
+        "--workdir",
+        default="benchmarks/cache/ann-large",
+        help=f"where tables above {LARGE_FROM:,} rows are written (20 GB at 10M; reused between runs)",
+    )
+    ap.add_argument("--large-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.large_worker:
+        large_worker(args.large_worker)
+        return
     machine = print_banner()
 
     faiss = load_faiss()  # with passive OpenMP waits, as Lookalike runs it
@@ -337,7 +596,10 @@ def main(argv: list[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     for n in args.sizes:
-        results += run_size(n, args.types, usable, q, q_labels, gallery, g_labels, args.slow_queries)
+        if n > LARGE_FROM:
+            results += run_large(n, args.workdir, usable, q, q_labels, gallery, g_labels)
+        else:
+            results += run_size(n, args.types, usable, q, q_labels, gallery, g_labels, args.slow_queries)
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump({"machine": machine, "workload": workload, "results": results}, fh, indent=2)

@@ -145,7 +145,7 @@ def test_build_in_chunks_from_a_mapped_file(
 
     import lookalike.search.vindex.build as build_mod
 
-    x, _, q = data
+    x = data[0]
     dup = np.concatenate([x[:3000], x[:40]])
     ids = content_ids(dup)
     path = tmp_path / "m.npy"
@@ -158,3 +158,13 @@ def test_build_in_chunks_from_a_mapped_file(
     assert chunked.index.ntotal == whole.index.ntotal == 3000
     assert (chunked.ids == whole.ids).all()
     assert faiss.serialize_index(chunked.index).tobytes() == faiss.serialize_index(whole.index).tobytes()
+
+
+def test_rerank_candidates_grow_with_the_table() -> None:
+    """The counts the README and docs/sql.md state: the square root up to 1M rows, faster growth beyond."""
+    from lookalike.search.vindex.searcher import rerank_candidates
+
+    assert [rerank_candidates(10, n) for n in (1_000, 200_000, 1_000_000, 10_000_000)] == [500, 500, 1118, 5603]
+    assert rerank_candidates(100, 1_000) == 5000  # 50 per requested neighbour
+    counts = [rerank_candidates(10, n) for n in range(100_000, 20_000_001, 100_000)]
+    assert counts == sorted(counts)

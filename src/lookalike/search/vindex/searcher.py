@@ -31,6 +31,8 @@ from lookalike.search.vindex.spec import (
     RERANK_MIN,
     RERANK_PER_K,
     RERANK_ROWS,
+    RERANK_STEEP_EXP,
+    RERANK_STEEP_FROM,
     IndexSpec,
     SearchKnobs,
 )
@@ -173,7 +175,9 @@ def _rerank_each(
 def rerank_candidates(k: int, rows: int) -> int:
     """How many TREE_AH candidates are re-ranked with the stored vectors for a top-``k`` over ``rows`` rows."""
     base = max(RERANK_MIN, RERANK_PER_K * k)
-    return round(base * max(1.0, math.sqrt(rows / RERANK_ROWS)))
+    scale = rows / RERANK_ROWS
+    steep = max(1.0, scale / RERANK_STEEP_FROM) ** RERANK_STEEP_EXP
+    return round(base * math.sqrt(max(1.0, min(scale, RERANK_STEEP_FROM))) * steep)
 
 
 def _distances(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:

@@ -30,11 +30,15 @@ HNSW_COARSE_FROM = 1024
 #: Share of IVF lists searched when the query does not say (see the README's measured recall).
 DEFAULT_FRACTION_LISTS = 0.1
 #: TREE_AH: candidates re-ranked with the stored vectors, at least, and per requested neighbour, for a table of
-#: RERANK_ROWS vectors; larger tables re-rank sqrt(rows / RERANK_ROWS) times more (``benchmarks/ann.py``: 500
-#: keep 99.6 % of the same-person hits at 200k faces, 1,000 keep 99.7 % at 1M).
+#: RERANK_ROWS vectors; larger tables re-rank sqrt(rows / RERANK_ROWS) times more up to RERANK_STEEP_FROM times
+#: RERANK_ROWS, and (rows / that) ** RERANK_STEEP_EXP times more beyond (``benchmarks/ann.py``: 500 keep 99.6 % of
+#: the same-person hits at 200k faces and 1,118 keep 99.8 % at 1M, but the square root's 3,536 kept only 99.3 %
+#: at 10M, where 5,000 keep 99.55 %).
 RERANK_MIN = 500
 RERANK_PER_K = 50
 RERANK_ROWS = 200_000
+RERANK_STEEP_FROM = 5
+RERANK_STEEP_EXP = 0.7
 
 OPTION_HELP = {
     "index_type": "'IVF' or 'TREE_AH' (required)",
