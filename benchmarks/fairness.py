@@ -22,6 +22,7 @@ Sets:
 And LFW's own verification protocol (pairs.txt) with LFW as the table: the true-match rate must not drop.
 
     python benchmarks/fairness.py --extra east_asian_women=/data/kpop --json results/fairness.json
+    python benchmarks/fairness.py --repeat-sheets /tmp/repeats   # the UTKFace pairs left out, to look at
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fair_data import FaceSet, standard_sets
+from fair_data import SHARED, FaceSet, standard_sets
 from lookalike.faces.registry import get_card
 from lookalike.people.cluster import Nodes, agglomerate, neighbour_graph
 from lookalike.people.decide import CONFIRM_FACES, person_verdicts
@@ -211,6 +212,37 @@ def _pct(v: object) -> str:
     return "" if v is None else f"{100 * float(v):.2f} %"  # type: ignore[arg-type]
 
 
+def repeat_sheets(sets: list[FaceSet], shared: Path, out: Path) -> int:
+    """Write contact sheets (PNG, ten pairs each) of every unlabelled-set pair closer than
+    :data:`SAME_PERSON_BELOW`, to look at; returns how many pairs. The evidence behind leaving them out."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for fs in sets:
+        if fs.person is not None:
+            continue
+        v = fs.vectors
+        d = np.clip(1.0 - v @ v.T, 0.0, 2.0)
+        a, b = np.triu_indices(len(v), 1)
+        close = np.flatnonzero(d[a, b] < SAME_PERSON_BELOW)
+        root = shared / "utkface_adults" / fs.group
+        pairs += [(d[a[i], b[i]], root / fs.files[a[i]], root / fs.files[b[i]]) for i in close]
+    side = 115
+    for start in range(0, len(pairs), 10):
+        chunk = pairs[start : start + 10]
+        sheet = Image.new("RGB", (5 * 2 * (side + 5), 2 * (side + 15)), "white")
+        for j, (_, left, right) in enumerate(chunk):
+            x, y = (j % 5) * 2 * (side + 5), (j // 5) * (side + 15)
+            for k, path in enumerate((left, right)):
+                sheet.paste(Image.open(path).convert("RGB").resize((side, side)), (x + k * (side + 2), y))
+        sheet.save(out / f"repeats-{start // 10:02d}.png")
+    with open(out / "repeats.txt", "w") as fh:
+        for dist, left, right in pairs:
+            fh.write(f"{dist:.3f}\t{left}\t{right}\n")
+    return len(pairs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="fr-feature")
@@ -218,11 +250,21 @@ def main() -> None:
     ap.add_argument("--exclude-people", nargs="*", default=[], help="person folders to leave out (bad labels)")
     ap.add_argument("--small-draws", type=int, default=300, help="random 8-photo tables per labelled set")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--repeat-sheets",
+        default=None,
+        metavar="DIR",
+        help=f"write contact sheets of the unlabelled pairs under {SAME_PERSON_BELOW} (left out) and stop",
+    )
     args = ap.parse_args()
     machine = print_banner()
     card = get_card(args.model)
     card_only = card_calibration(card.threshold, None)
     fallback = card_calibration(card.threshold, card.safe_threshold)
+    if args.repeat_sheets:
+        count = repeat_sheets(standard_sets(card.name), Path(SHARED), Path(args.repeat_sheets))
+        print(f"{count} pairs under {SAME_PERSON_BELOW} in {args.repeat_sheets}")
+        return
     rows = []
     for fs in standard_sets(card.name, extra=args.extra):
         if fs.person is not None and args.exclude_people:
