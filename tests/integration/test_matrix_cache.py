@@ -105,3 +105,47 @@ def test_dataset_of_an_older_schema_is_migrated_on_read(tmp_path: Path) -> None:
         info = store.get_table(con, "faces")
         assert np.asarray(store.load_matrix(con, info).matrix).shape == (3, info.dim)
     assert int(version) == SCHEMA_VERSION
+
+
+def test_the_cache_is_written_batch_by_batch(cached: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table is cached straight from DuckDB a few rows at a time (never held whole), and the mapped matrix,
+    ids, boxes and URIs are the dataset's own."""
+    import pickle
+
+    ds = lookalike.open(tmp_path / "d.duckdb")
+    ds.index(str(DATA / "gallery"))
+    with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as con:
+        info = store.get_table(con, "faces")
+        want = store.load_matrix(con, info)
+        monkeypatch.setattr(diskcache, "STREAM_ROWS", 2)
+        got = diskcache.load_cached_matrix(con, str(tmp_path / "d.duckdb"), info)
+    assert isinstance(got.matrix, np.memmap) and isinstance(got.uri, store.UriColumn)
+    order = np.argsort(got.face_id)
+    same = np.argsort(want.face_id)
+    np.testing.assert_array_equal(np.asarray(got.matrix)[order], want.matrix[same])
+    np.testing.assert_array_equal(got.face_id[order], want.face_id[same])
+    np.testing.assert_array_equal(got.bbox[order], want.bbox[same])
+    assert [got.uri[i] for i in order] == [str(u) for u in want.uri[same]]
+    assert got.uri.tolist() == [got.uri[i] for i in range(len(got.uri))]
+    assert got.has_uri(got.uri[0]) and not got.has_uri("nowhere/none.jpg")
+    assert pickle.loads(pickle.dumps(got.uri)).tolist() == got.uri.tolist()  # pickled with its values
+    assert len(_versions(cached)) == 1
+
+
+def test_a_table_that_changes_while_cached_is_not_cached(
+    cached: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows counted before the stream and rows streamed disagree (a writer committed in between): nothing is
+    cached, and the matrix comes from the dataset as it is."""
+    ds = lookalike.open(tmp_path / "d.duckdb")
+    ds.index(str(DATA / "gallery"))
+    with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as con:
+        info = store.get_table(con, "faces")
+        real = diskcache._signature
+        monkeypatch.setattr(diskcache, "_signature", lambda c, i: (real(c, i)[0] + 1, *real(c, i)[1:]))
+        got = diskcache.load_cached_matrix(con, str(tmp_path / "d.duckdb"), info)
+        assert got.size == store.load_matrix(con, info).size
+    assert not isinstance(got.matrix, np.memmap)
+    assert not list(cached.glob("matrices/*/faces/*")) or all(
+        p.name.startswith(".tmp-") for p in cached.glob("matrices/*/faces/*")
+    )

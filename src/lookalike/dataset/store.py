@@ -53,19 +53,48 @@ class StoredObject:
     status: str
 
 
+class UriColumn:
+    """The rows' URIs as one Arrow string array (memory-mapped from the matrix cache), not one Python string per
+    row: ten million URIs as Python strings take over a gigabyte. ``column[row]`` is that row's ``str``."""
+
+    __slots__ = ("_array", "_keep")
+
+    def __init__(self, array: pa.Array | pa.ChunkedArray, keep: object = None) -> None:
+        self._array = array
+        self._keep = keep  # what the array's memory lives in (a memory-mapped file), kept open with it
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, row: int | np.integer) -> str:
+        return str(self._array[int(row)].as_py())
+
+    def __reduce__(self) -> tuple[type[UriColumn], tuple[pa.Array | pa.ChunkedArray]]:
+        return UriColumn, (self._array,)  # pickled with its values, without the file
+
+    def tolist(self) -> list[str]:
+        return [str(u) for u in self._array.to_pylist()]
+
+    def mask(self, uri: str) -> np.ndarray:
+        """A boolean array: which rows have this URI."""
+        import pyarrow.compute as pc
+
+        return np.asarray(pc.equal(self._array, uri).to_numpy(zero_copy_only=False), bool)
+
+
 @dataclass(frozen=True, slots=True)
 class FaceMatrix:
     """All embedded faces of one table version, ready for search.
 
-    ``matrix`` is a C-contiguous ``(n, dim)`` float32 array of L2-normalised rows; the other arrays are
-    aligned with its rows.
+    ``matrix`` is a C-contiguous ``(n, dim)`` float32 array of L2-normalised rows (memory-mapped when it comes
+    from the matrix cache); the other arrays are aligned with its rows.
     """
 
     table: str
     version: int
     face_id: np.ndarray  # (n,) int64
     matrix: np.ndarray  # (n, dim) float32
-    uri: np.ndarray  # (n,) object (str)
+    uri: np.ndarray | UriColumn  # (n,) object (str), or the cache's Arrow column
     face_index: np.ndarray  # (n,) int32
     bbox: np.ndarray  # (n, 4) float32
     #: With ``LOOKALIKE_VECTORS=float16``: the float16 store (``lookalike.search.half``) that ``matrix`` views.
@@ -74,6 +103,12 @@ class FaceMatrix:
     @property
     def size(self) -> int:
         return int(self.matrix.shape[0])
+
+    def has_uri(self, uri: str) -> bool:
+        """Whether a row of the matrix is a face of the object ``uri``."""
+        if isinstance(self.uri, UriColumn):
+            return bool(self.uri.mask(uri).any())
+        return bool(np.any(self.uri == uri))
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -169,7 +204,7 @@ def sample_embeddings(con: duckdb.DuckDBPyConnection, info: TableInfo, n: int) -
         f"""SELECT embedding FROM "{info.faces_table}" WHERE embedding IS NOT NULL
             USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (0)"""
     ).to_arrow_table()
-    return _fixed_to_numpy(tbl.column("embedding"), info.dim)
+    return fixed_to_numpy(tbl.column("embedding"), info.dim)
 
 
 def drop_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -406,7 +441,7 @@ def write_results(con: duckdb.DuckDBPyConnection, info: TableInfo, results: Sequ
 # ---------------------------------------------------------------------------------------------- reading faces
 
 
-def _fixed_to_numpy(col: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
+def fixed_to_numpy(col: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     """A fixed-size-list column as a C-contiguous ``(n, width)`` float32 array, copied once."""
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     out = np.empty((sum(len(c) for c in chunks), width), np.float32)
@@ -428,10 +463,10 @@ def load_matrix(con: duckdb.DuckDBPyConnection, info: TableInfo) -> FaceMatrix:
         table=info.name,
         version=info.version,
         face_id=tbl.column("face_id").to_numpy().astype(np.int64),
-        matrix=_fixed_to_numpy(tbl.column("embedding"), info.dim),
+        matrix=fixed_to_numpy(tbl.column("embedding"), info.dim),
         uri=np.asarray(tbl.column("uri").to_pylist(), dtype=object),
         face_index=tbl.column("face_index").to_numpy().astype(np.int32),
-        bbox=_fixed_to_numpy(tbl.column("bbox"), 4),
+        bbox=fixed_to_numpy(tbl.column("bbox"), 4),
     )
 
 

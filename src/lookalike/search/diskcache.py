@@ -2,8 +2,10 @@
 
 Reading a million 512-d embeddings out of DuckDB takes seconds; memory-mapping a ``.npy`` file of them takes
 milliseconds (and the pages stay in the OS cache between commands). Each ``lookalike search`` is a new
-process, so for tables of at least :data:`MIN_ROWS` faces the matrix is saved once per table version under the
-cache folder and mapped from there afterwards.
+process, so for tables of at least :data:`MIN_ROWS` faces the matrix is written once per table version under the
+cache folder and mapped from there, the first time too. It is written straight from DuckDB a batch of
+:data:`STREAM_ROWS` rows at a time, and the URIs stay in an Arrow file (:class:`UriColumn`), so a table of ten
+million faces (20 GB of embeddings) is cached and searched without ever being held in memory whole.
 
 The cache is keyed by the dataset's real path, the table, its version and a signature of its rows (count,
 largest and sum of face ids), so a rewritten or replaced dataset never reads a stale copy. Older versions of a
@@ -23,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from lookalike.dataset.store import FaceMatrix, TableInfo, load_matrix
+from lookalike.dataset.store import FaceMatrix, TableInfo, UriColumn, fixed_to_numpy, load_matrix
 
 #: Tables with fewer embedded faces load from DuckDB directly (well under a second) and are not cached.
 MIN_ROWS = 50_000
@@ -55,20 +57,62 @@ def _table_dir(root: Path, dataset_path: str, table: str) -> Path:
     return root / "matrices" / digest / table
 
 
-def _save(target: Path, fm: FaceMatrix) -> None:
-    """Write ``fm`` under ``target`` atomically (a temporary folder renamed into place)."""
+#: Rows read from DuckDB and written to the cache at a time (200 MB of 512-d embeddings).
+STREAM_ROWS = 100_000
+
+
+def _stream(con: duckdb.DuckDBPyConnection, info: TableInfo, target: Path, count: int) -> bool:
+    """Write the table's matrix to the cache folder ``target`` straight from DuckDB, :data:`STREAM_ROWS` rows at a
+    time, so that a table larger than memory is cached without ever being held whole; ``False`` (nothing
+    written) when the table no longer has ``count`` embedded faces (a writer committed in between)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
-        for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", getattr(fm, name))
-        uris = pa.table({"uri": pa.array(fm.uri.tolist(), pa.string())})
-        with pa.OSFile(str(tmp / "uri.arrow"), "wb") as sink, pa.ipc.new_file(sink, uris.schema) as writer:
-            writer.write_table(uris)
+        out = {
+            "matrix": np.lib.format.open_memmap(tmp / "matrix.npy", "w+", np.float32, (count, info.dim)),
+            "face_id": np.lib.format.open_memmap(tmp / "face_id.npy", "w+", np.int64, (count,)),
+            "face_index": np.lib.format.open_memmap(tmp / "face_index.npy", "w+", np.int32, (count,)),
+            "bbox": np.lib.format.open_memmap(tmp / "bbox.npy", "w+", np.float32, (count, 4)),
+        }
+        reader = con.sql(
+            f"""SELECT face_id, uri, face_index, bbox, embedding FROM "{info.faces_table}"
+                WHERE embedding IS NOT NULL"""
+        ).to_arrow_reader(STREAM_ROWS)
+        pos = 0
+        schema = pa.schema([("uri", pa.string())])
+        with pa.OSFile(str(tmp / "uri.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in reader:
+                n = batch.num_rows
+                if pos + n > count:
+                    raise _Changed
+                part = slice(pos, pos + n)
+                out["face_id"][part] = batch.column("face_id").to_numpy(zero_copy_only=False)
+                out["face_index"][part] = batch.column("face_index").to_numpy(zero_copy_only=False)
+                out["bbox"][part] = fixed_to_numpy(batch.column("bbox"), 4)
+                out["matrix"][part] = fixed_to_numpy(batch.column("embedding"), info.dim)
+                writer.write_batch(pa.record_batch([batch.column("uri").cast(pa.string())], schema=schema))
+                pos += n
+        if pos != count:
+            raise _Changed
+        for arr in out.values():
+            arr.flush()
+        del out
         os.rename(tmp, target)
+    except _Changed:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        return  # a cache that cannot be written is only slower, never wrong
+        return False  # a cache that cannot be written is only slower, never wrong
+    _remove_older(target)
+    return True
+
+
+class _Changed(Exception):
+    """The table's row count moved while it was being cached."""
+
+
+def _remove_older(target: Path) -> None:
     for old in target.parent.iterdir():  # older versions of this table
         if old != target and not old.name.startswith(".tmp-"):
             shutil.rmtree(old, ignore_errors=True)
@@ -77,8 +121,8 @@ def _save(target: Path, fm: FaceMatrix) -> None:
 def _load(source: Path, info: TableInfo) -> FaceMatrix | None:
     try:
         arrays = {name: np.load(source / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-        with pa.memory_map(str(source / "uri.arrow")) as mm:
-            uri = np.asarray(pa.ipc.open_file(mm).read_all().column("uri").to_pylist(), dtype=object)
+        mm = pa.memory_map(str(source / "uri.arrow"))  # stays open with the column that lives in it
+        uri = UriColumn(pa.ipc.open_file(mm).read_all().column("uri"), keep=mm)
     except (OSError, ValueError, pa.ArrowException):
         return None
     if arrays["matrix"].ndim != 2 or arrays["matrix"].shape[1] != info.dim or len(uri) != len(arrays["face_id"]):
@@ -100,9 +144,11 @@ def load_cached_matrix(con: duckdb.DuckDBPyConnection, dataset_path: str, info: 
         if cached is not None:
             return cached
         shutil.rmtree(target, ignore_errors=True)
-    fm = load_matrix(con, info)
-    _save(target, fm)
-    return fm
+    if _stream(con, info, target, count):
+        streamed = _load(target, info)
+        if streamed is not None:
+            return streamed
+    return load_matrix(con, info)  # the table changed as it was read, or the cache can't be written: not cached
 
 
 def drop_table(dataset_path: str, table: str) -> int:

@@ -46,6 +46,7 @@ from lookalike.errors import DatasetError, DatasetLocked, InvalidArgument, Table
 from lookalike.people import store as pstore
 from lookalike.records import QueryFace
 from lookalike.search import cache
+from lookalike.search.diskcache import load_cached_matrix
 from lookalike.search.vindex import faces as face_indexes
 from lookalike.server.errors import NotFound
 
@@ -243,7 +244,7 @@ class Catalog:
         vindex = recs[0] if recs else None
         if old is not None and old.info.version == info.version:
             return dataclasses.replace(old, info=info, checked_at=now, stale=False, vindex=vindex)
-        matrix = cache.get_matrix(self.path, table, info.version, lambda: store.load_matrix(con, info))
+        matrix = cache.get_matrix(self.path, table, info.version, lambda: load_cached_matrix(con, self.path, info))
         return TableSnapshot(info=info, matrix=matrix, checked_at=now, vindex=vindex)
 
     # -------------------------------------------------------------------------------------- faces, objects
@@ -271,7 +272,7 @@ class Catalog:
 
         found = self._read(lookup, fallback=True)
         if found is None:  # locked: objects with faces are in the matrix
-            return bool(np.any(snap.matrix.uri == uri))
+            return snap.matrix.has_uri(uri)
         return found
 
     # -------------------------------------------------------------------------------------- people
