@@ -149,3 +149,16 @@ def test_a_table_that_changes_while_cached_is_not_cached(
     assert not list(cached.glob("matrices/*/faces/*")) or all(
         p.name.startswith(".tmp-") for p in cached.glob("matrices/*/faces/*")
     )
+
+
+def test_dataset_connections_draw_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB draws a progress bar on stdout for queries over ~2 s (streaming a large table into the cache): on
+    Lookalike's connections it is off, so `--json` output stays JSON."""
+    from lookalike.dataset.connection import open_connection
+
+    for read_only in (False, True):
+        con = open_connection(tmp_path / "d.duckdb", read_only=read_only)
+        try:
+            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+        finally:
+            con.close()

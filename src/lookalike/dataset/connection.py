@@ -52,7 +52,11 @@ def open_connection(
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(os.fspath(path), read_only=read_only)
+            con = duckdb.connect(os.fspath(path), read_only=read_only)
+            # DuckDB draws a progress bar on stdout for queries over ~2 s (streaming a large table into the
+            # matrix cache, say): it would land in the middle of `--json` output
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.Error as err:
             if _is_lock_error(err):
                 if time.monotonic() >= deadline:
