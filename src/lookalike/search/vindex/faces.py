@@ -16,9 +16,10 @@ import duckdb
 import numpy as np
 
 from lookalike.dataset import vindexes
-from lookalike.dataset.store import FaceMatrix, TableInfo, load_matrix
+from lookalike.dataset.store import FaceMatrix, TableInfo
 from lookalike.dataset.vindexes import IndexRecord
 from lookalike.errors import InvalidArgument, LookalikeError, SearchError
+from lookalike.search.diskcache import load_cached_matrix
 from lookalike.search.distances import Distance
 from lookalike.search.half import exact_top_k
 from lookalike.search.vindex import manage
@@ -28,6 +29,7 @@ from lookalike.search.vindex.searcher import (
     IndexUsage,
     delta,
     search_rows,
+    sorted_unique,
     unused,
 )
 from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
@@ -46,8 +48,10 @@ def default_name(info: TableInfo) -> str:
     return f"{info.name}_index"
 
 
-def source(con: duckdb.DuckDBPyConnection, info: TableInfo) -> manage.VectorSource:
-    fm = load_matrix(con, info)
+def source(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) -> manage.VectorSource:
+    """The table's vectors and ids, from the matrix cache (memory-mapped for large tables, so that a build or
+    refresh over ten million faces never holds them all: :mod:`lookalike.search.diskcache`)."""
+    fm = load_cached_matrix(con, dataset_path, info)
     return manage.VectorSource(fm.face_id, fm.matrix)
 
 
@@ -78,7 +82,7 @@ def create(
             hint="rebuild it (lookalike vector-index rebuild), or replace it (--replace)",
         )
     rec = IndexRecord(key, name, COLUMN, spec, id_column=ID_COLUMN)
-    rec = manage.build_record(dataset_path, rec, source(con, info))
+    rec = manage.build_record(dataset_path, rec, source(con, dataset_path, info))
     for old in existing:
         if old.key != rec.key:
             manage.drop(con, dataset_path, old)
@@ -101,7 +105,7 @@ def find(con: duckdb.DuckDBPyConnection, info: TableInfo, name: str | None = Non
 def rebuild(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo, name: str | None = None) -> IndexRecord:
     """Train the index again over the table as it is now (a new build swapped in when complete)."""
     rec = find(con, info, name)
-    rec = manage.build_record(dataset_path, rec.with_build(None), source(con, info))
+    rec = manage.build_record(dataset_path, rec.with_build(None), source(con, dataset_path, info))
     manage.commit(con, dataset_path, rec)
     return rec
 
@@ -124,7 +128,7 @@ def refresh(con: duckdb.DuckDBPyConnection, dataset_path: str, info: TableInfo) 
     recs = indexes(con, info)
     if not recs:
         return out
-    src = source(con, info)
+    src = source(con, dataset_path, info)
     for rec in recs:
         try:
             new = manage.refresh_record(dataset_path, rec, src)
@@ -166,7 +170,7 @@ def describe(dataset_path: str, rec: IndexRecord, current_ids: np.ndarray, table
     """What ``INFORMATION_SCHEMA.VECTOR_INDEXES`` and ``lookalike vector-index list`` show for an index."""
     b = rec.build or {}
     held, broken = held_ids(dataset_path, rec)
-    cur = np.unique(np.asarray(current_ids, np.int64))
+    cur = sorted_unique(current_ids)
     covered = 0 if held is None else int(np.isin(cur, held, assume_unique=True).sum())
     total = int(cur.size)
     d = manage.drift(b)
