@@ -168,3 +168,11 @@ def test_rerank_candidates_grow_with_the_table() -> None:
     assert rerank_candidates(100, 1_000) == 5000  # 50 per requested neighbour
     counts = [rerank_candidates(10, n) for n in range(100_000, 20_000_001, 100_000)]
     assert counts == sorted(counts)
+
+
+def test_sorted_unique_is_np_unique() -> None:
+    from lookalike.search.vindex.searcher import sorted_unique
+
+    rng = np.random.default_rng(3)
+    for values in (np.array([], np.int64), np.array([5]), rng.integers(-50, 50, 1000), rng.permutation(10_000)):
+        assert (sorted_unique(values) == np.unique(values)).all()

@@ -124,16 +124,29 @@ class Delta:
         return self.order[np.repeat(left, cnt) + offs], np.repeat(np.arange(labels.size), cnt)
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 ids by one sort (numpy 2's hashing ``np.unique`` took 1.7 s on 3M ids here)."""
+    out = np.sort(np.asarray(values, np.int64), kind="stable")
+    if out.size > 1:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return out
+
+
 def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
     ids = np.asarray(ids, np.int64)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
+    # everything from the sorted ids, in linear passes (searching sorted keys, no hashing: see sorted_unique)
     if loaded.ids.size:
-        pos = np.minimum(np.searchsorted(loaded.ids, ids), loaded.ids.size - 1)
-        held = loaded.ids[pos] == ids
+        pos = np.minimum(np.searchsorted(loaded.ids, sorted_ids), loaded.ids.size - 1)
+        held_sorted = loaded.ids[pos] == sorted_ids
     else:
-        held = np.zeros(ids.size, bool)
-    present = np.unique(ids[held])
+        held_sorted = np.zeros(ids.size, bool)
+    held = np.empty(ids.size, bool)
+    held[order] = held_sorted
+    present = sorted_ids[held_sorted]
+    if present.size > 1:
+        present = present[np.concatenate(([True], present[1:] != present[:-1]))]
     allowed = None if present.size == loaded.ids.size else present
     lookup = None
     unique = ids.size < 2 or bool(np.all(sorted_ids[1:] != sorted_ids[:-1]))
