@@ -127,8 +127,9 @@ def _stream(con: duckdb.DuckDBPyConnection, info: TableInfo, target: Path, count
         for fh in files.values():
             fh.close()
         os.rename(tmp, target)
-    except (_Changed, OSError):
-        # a table that changed as it was read is not cached; a cache that cannot be written is only slower
+    except (_Changed, OSError, duckdb.Error):
+        # a table that changed as it was read is not cached; a cache that cannot be written is only slower (and
+        # a read that failed fails again, with its own message, where the caller reads the table directly)
         for fh in files.values():
             fh.close()
         shutil.rmtree(tmp, ignore_errors=True)
