@@ -176,6 +176,27 @@ def show(r: dict[str, Any]) -> None:
     )
 
 
+def exact_point(base: dict[str, Any], batch100_ms: float, rss: float) -> dict[str, Any]:
+    """The EXACT row of a size: exact search against itself."""
+    return {
+        **base,
+        "index_type": "EXACT",
+        "fraction_lists_to_search": None,
+        "rerank_candidates": None,
+        "rank1": base["exact_rank1"],
+        "same_person_recall": 1.0,
+        "recall_at_10": 1.0,
+        "ms_per_query": base["exact_ms_per_query"],
+        "ms_per_query_batch100": batch100_ms,
+        "speedup": 1.0,
+        "build_s": 0.0,
+        "index_bytes": 0,
+        "rss_mb": rss,
+        "lists": None,
+        "factory": None,
+    }
+
+
 def run_size(
     n: int, types: list[str], usable, q, q_labels, gallery, g_labels, slow_queries: int
 ) -> list[dict[str, Any]]:
@@ -206,25 +227,7 @@ def run_size(
     exact_rank1 = float(np.mean(labels[ex_rows[:, 0]] == q_labels))
     exact_ms = single_ms(exact, q, SINGLE)
     base = {"n": n, "exact_rank1": exact_rank1, "exact_ms_per_query": exact_ms}
-    results = [
-        {
-            **base,
-            "index_type": "EXACT",
-            "fraction_lists_to_search": None,
-            "rerank_candidates": None,
-            "rank1": exact_rank1,
-            "same_person_recall": 1.0,
-            "recall_at_10": 1.0,
-            "ms_per_query": exact_ms,
-            "ms_per_query_batch100": batch_ms(exact, q),
-            "speedup": 1.0,
-            "build_s": 0.0,
-            "index_bytes": 0,
-            "rss_mb": rss_mb(),
-            "lists": None,
-            "factory": None,
-        }
-    ]
+    results = [exact_point(base, batch_ms(exact, q), rss_mb())]
     half = HalfVectors(matrix)
 
     def exact_half(qs: np.ndarray) -> np.ndarray:
@@ -504,25 +507,7 @@ def run_large(n: int, workdir: str, usable, q, q_labels, gallery, g_labels) -> l
     with open(out_path) as fh:
         worker = json.load(fh)
     base = {"n": n, "exact_rank1": exact_rank1, "exact_ms_per_query": exact_ms}
-    results: list[dict[str, Any]] = [
-        {
-            **base,
-            "index_type": "EXACT",
-            "fraction_lists_to_search": None,
-            "rerank_candidates": None,
-            "rank1": exact_rank1,
-            "same_person_recall": 1.0,
-            "recall_at_10": 1.0,
-            "ms_per_query": exact_ms,
-            "ms_per_query_batch100": float("nan"),
-            "speedup": 1.0,
-            "build_s": 0.0,
-            "index_bytes": 0,
-            "rss_mb": 0.0,
-            "lists": None,
-            "factory": None,
-        }
-    ]
+    results = [exact_point(base, float("nan"), 0.0)]
     for w in worker["results"]:
         results.append(
             {
