@@ -162,3 +162,22 @@ def test_dataset_connections_draw_no_progress_bar(tmp_path: Path) -> None:
             assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
         finally:
             con.close()
+
+
+def test_a_vector_index_reranks_from_the_scattered_mapping(cached: Path, tmp_path: Path) -> None:
+    """A cached matrix is mapped twice: as it is, for exact search, and advised for random reads, for a vector
+    index's re-rank; both hold the same rows, and an index search that looks at every row is exact search."""
+    ds = lookalike.open(tmp_path / "d.duckdb")
+    ds.index(str(DATA / "gallery"), cluster=False)
+    ds.create_vector_index("faces", index_type="TREE_AH")
+    with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as con:
+        info = store.get_table(con, "faces")
+        fm = diskcache.load_cached_matrix(con, str(tmp_path / "d.duckdb"), info)
+    assert isinstance(fm.scattered, np.memmap) and fm.scattered is not fm.matrix
+    np.testing.assert_array_equal(np.asarray(fm.scattered), np.asarray(fm.matrix))
+    assert fm.rows_for_gather is fm.scattered
+    cache.clear()
+    full = ds.search(QUERY, top_k=5, fraction_lists=1.0)
+    exact = ds.search(QUERY, top_k=5, exact=True)
+    assert full.index_usage is not None and full.index_usage.mode == "FULLY_USED"
+    assert [(h.face_id, h.distance) for h in full.hits] == [(h.face_id, h.distance) for h in exact.hits]

@@ -99,6 +99,14 @@ class FaceMatrix:
     bbox: np.ndarray  # (n, 4) float32
     #: With ``LOOKALIKE_VECTORS=float16``: the float16 store (``lookalike.search.half``) that ``matrix`` views.
     half: object = None
+    #: The same rows mapped a second time for scattered reads (a vector index's re-rank): a page fault there reads
+    #: that page, not the neighbours a scan would want next. ``None`` when ``matrix`` is in memory.
+    scattered: np.ndarray | None = None
+
+    @property
+    def rows_for_gather(self) -> np.ndarray:
+        """The matrix to read scattered rows from."""
+        return self.matrix if self.scattered is None else self.scattered
 
     @property
     def size(self) -> int:

@@ -61,9 +61,10 @@ class HalfVectors:
 
 
 def to_half(fm: FaceMatrix) -> FaceMatrix:
-    """The same face matrix with its vectors in float16 (the float32 array is released)."""
+    """The same face matrix with its vectors in float16 (the float32 array is released, and so is its second
+    mapping for scattered reads: every distance then comes from the float16 rows)."""
     half = HalfVectors(fm.matrix)
-    return dataclasses.replace(fm, matrix=half.array, half=half)
+    return dataclasses.replace(fm, matrix=half.array, half=half, scattered=None)
 
 
 def exact_top_k(fm: FaceMatrix, queries: np.ndarray, k: int, distance: Distance) -> tuple[np.ndarray, np.ndarray]:

@@ -233,7 +233,9 @@ def search(
             while len(_DELTAS) > 4:
                 _DELTAS.pop(next(iter(_DELTAS)))
     try:
-        return search_rows(loaded, fm.matrix, fm.face_id, queries, k, distance, knobs, cached=cached)
+        return search_rows(
+            loaded, fm.rows_for_gather, fm.face_id, queries, k, distance, knobs, cached=cached, scan=fm.matrix
+        )
     except (RuntimeError, LookalikeError) as err:  # a faiss failure must not become a wrong answer
         if isinstance(err, SearchError) and "dimensions" in err.message:
             raise

@@ -211,13 +211,19 @@ def search_rows(
     knobs: SearchKnobs,
     *,
     cached: Delta | None = None,
+    scan: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
     """``(rows, distances, usage)`` like :func:`lookalike.search.exact.top_k`, using the index.
 
     ``matrix`` holds the current rows (for COSINE, of unit length), ``ids`` their ids; ``queries`` is
-    ``(m, d)``. The caller has checked :func:`serves` and the dimension.
+    ``(m, d)``. The caller has checked :func:`serves` and the dimension. ``scan``: the same rows to read
+    whole where a search falls back to exact search (a mapping that reads ahead; default ``matrix``), when
+    ``matrix`` is mapped for scattered reads.
     """
     faiss = load_faiss()
+
+    def whole() -> np.ndarray:  # made only on a fallback: for float16 rows it is a float32 copy
+        return np.asarray(matrix if scan is None else scan, np.float32)
 
     d = delta(loaded, ids) if cached is None else cached
     n = int(matrix.shape[0])
@@ -237,7 +243,7 @@ def search_rows(
     indexed = n - d.unindexed.size
     if cand >= indexed and spec.index_type == "TREE_AH":
         # every row would be re-ranked: that is exact search, done directly
-        idx, dists = exact_top_k(np.asarray(matrix, np.float32), queries, k, distance)
+        idx, dists = exact_top_k(whole(), queries, k, distance)
         return (
             idx,
             dists,
@@ -252,7 +258,7 @@ def search_rows(
         )
     if d.allowed is not None and d.allowed.size <= RERANK_MIN and 4 * d.allowed.size < loaded.ids.size:
         # a selective pre-filter left a few hundred rows: searching them exactly is cheaper, and exact
-        idx, dists = exact_top_k(np.asarray(matrix, np.float32), queries, k, distance)
+        idx, dists = exact_top_k(whole(), queries, k, distance)
         return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
     sel = faiss.IDSelectorBatch(d.allowed) if d.allowed is not None else None
@@ -322,7 +328,7 @@ def search_rows(
     out_d = dall[take] if dall.size else np.zeros((m, k), np.float32)
     short = np.flatnonzero(counts < k)
     if short.size:  # too few candidates (few lists probed, or a selective pre-filter): never return fewer rows
-        out_r[short], out_d[short] = exact_top_k(np.asarray(matrix, np.float32), queries[short], k, distance)
+        out_r[short], out_d[short] = exact_top_k(whole(), queries[short], k, distance)
     return out_r, out_d, usage
 
 
