@@ -164,8 +164,8 @@ def _load(source: Path, info: TableInfo) -> FaceMatrix | None:
 def _scattered(source: Path) -> np.ndarray | None:
     """The matrix mapped again, advised for random access (``MADV_RANDOM``): a vector index re-ranks a few
     thousand scattered rows, and without it each page fault on a file that is not in the OS cache also reads
-    ahead the next pages, which no one wants. A search on a 3M-face table with nothing cached took 7-9 s, and
-    3-4.6 s with it (``benchmarks/scale_search.py``'s table, caches dropped). Exact search keeps the normal
+    ahead the next pages, which no one wants. A search on a 3M-face table with nothing cached took 7.1-9.1 s,
+    and 3.0-3.7 s with it (``benchmarks/scale_search.py``'s table, caches dropped). Exact search keeps the normal
     mapping, which reads ahead as a scan should. ``None`` where the platform has no such advice."""
     advice = getattr(mmap, "MADV_RANDOM", None)
     if advice is None:
