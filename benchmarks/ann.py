@@ -56,6 +56,7 @@ import os
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -75,14 +76,19 @@ IVF_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 RERANKS = (250, 500, 1000, 2000)
 
 
+def usable_mask(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which embeddings are usable (finite, norm at least 0.5: a face was found), and their norms."""
+    finite = np.isfinite(vec).all(axis=1)
+    norms = np.linalg.norm(np.where(finite[:, None], vec, 0.0), axis=1)
+    return finite & (norms >= 0.5), norms
+
+
 def load_lfw(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(usable, q_vecs, q_labels, g_vecs, g_labels)``: all usable unit rows, then queries and gallery."""
     z = np.load(path)
     names = [str(s) for s in z["names"]]
     vec = np.asarray(z["vectors"], np.float32)
-    finite = np.isfinite(vec).all(axis=1)
-    norms = np.linalg.norm(np.where(finite[:, None], vec, 0.0), axis=1)
-    ok = finite & (norms >= 0.5)
+    ok, norms = usable_mask(vec)
     keep = np.flatnonzero(ok)
     usable = vec[keep] / norms[keep, None]
     people = [names[i].split("/")[0] for i in keep]
@@ -98,25 +104,34 @@ def load_lfw(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
     return usable, usable[q_idx], labels[q_idx], usable[g_idx], labels[g_idx]
 
 
+def table_blocks(usable: np.ndarray, gallery: np.ndarray, n: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The rows of a table of ``n``, a block at a time: the gallery, then the usable LFW rows under one random
+    rotation (drawn from ``rng``) per block, as many blocks as needed."""
+    dim = usable.shape[1]
+    first = np.ascontiguousarray(gallery[: min(len(gallery), n)])
+    yield first
+    pos = len(first)
+    while pos < n:
+        rot, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+        rot *= np.sign(np.diag(r))  # a uniformly random rotation
+        block = usable[: min(len(usable), n - pos)] @ rot.astype(np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        yield block
+        pos += len(block)
+
+
 def make_table(usable: np.ndarray, gallery: np.ndarray, g_labels: np.ndarray, n: int, seed: int = 0):
     """``(matrix, labels)``: the gallery plus rotated-LFW distractors (label -1), ``n`` unit rows, shuffled."""
     if n < len(gallery):
         raise SystemExit(f"--sizes must be at least the gallery's {len(gallery)} rows, got {n}")
-    dim = usable.shape[1]
     rng = np.random.default_rng(seed)
-    table = np.empty((n, dim), np.float32)
+    table = np.empty((n, usable.shape[1]), np.float32)
     labels = np.full(n, -1, np.int64)
-    table[: len(gallery)] = gallery
     labels[: len(gallery)] = g_labels
-    pos = len(gallery)
-    while pos < n:
-        q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
-        q *= np.sign(np.diag(r))  # a uniformly random rotation
-        take = min(len(usable), n - pos)
-        block = usable[:take] @ q.astype(np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        table[pos : pos + take] = block
-        pos += take
+    pos = 0
+    for block in table_blocks(usable, gallery, n, rng):
+        table[pos : pos + len(block)] = block
+        pos += len(block)
     perm = rng.permutation(n)
     return table[perm], labels[perm]
 
@@ -350,29 +365,18 @@ def large_table(workdir: str, usable, q, gallery, g_labels, n: int, seed: int = 
                 z = np.load(truth)
                 print(f"table {path} and its exact top-{K} reused", flush=True)
                 return path, z["labels"], z["rows"], z["dist"]
-    dim = usable.shape[1]
-    rng = np.random.default_rng(seed)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, usable.shape[1]))
     labels = np.full(n, -1, np.int64)
+    labels[: min(len(gallery), n)] = g_labels[:n]
     best_r = np.full((len(q), K), -1, np.int64)
     best_d = np.full((len(q), K), np.inf, np.float32)
     t0 = time.perf_counter()
     pos = 0
-    blocks = 0
-    while pos < n:
-        if pos == 0:
-            block = np.ascontiguousarray(gallery[: min(len(gallery), n)])
-            labels[: len(block)] = g_labels[: len(block)]
-        else:
-            rot, r = np.linalg.qr(rng.standard_normal((dim, dim)))
-            rot *= np.sign(np.diag(r))  # a uniformly random rotation
-            block = usable[: min(len(usable), n - pos)] @ rot.astype(np.float32)
-            block /= np.linalg.norm(block, axis=1, keepdims=True)
+    for blocks, block in enumerate(table_blocks(usable, gallery, n, np.random.default_rng(seed)), start=1):
         out[pos : pos + len(block)] = block
         rows, dist = top_k(block, q, K, "cosine")
         best_r, best_d = _merge_top(best_r, best_d, rows + pos, dist)
         pos += len(block)
-        blocks += 1
         if blocks % 100 == 0 or pos >= n:
             print(f"  {pos:,} rows written, {time.perf_counter() - t0:.0f} s", flush=True)
     out.flush()
@@ -383,7 +387,7 @@ def large_table(workdir: str, usable, q, gallery, g_labels, n: int, seed: int = 
     return path, labels, best_r, best_d
 
 
-def _proc_status() -> dict[str, float]:
+def proc_status() -> dict[str, float]:
     """This process's resident memory from ``/proc/self/status``, in MB: peak, now, anonymous, file-backed."""
     out: dict[str, float] = {}
     with open("/proc/self/status") as fh:
@@ -418,7 +422,7 @@ def large_worker(args_path: str) -> None:
     li = LoadedIndex("bench", spec, index, ids, a["lists"], True, int(matrix.shape[1]))
     d = delta(li, ids)
     load_s = time.perf_counter() - t0
-    loaded = _proc_status()
+    loaded = proc_status()
     print(f"  search process: index read and table mapped in {load_s:.1f} s; memory MB {loaded}", flush=True)
     results = []
     knobs = SearchKnobs()
@@ -436,7 +440,7 @@ def large_worker(args_path: str) -> None:
             ms_batch = batch_ms(search, q)
         finally:
             searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS = saved
-        status = _proc_status()
+        status = proc_status()
         results.append(
             {
                 "rerank_candidates": rerank if rerank is not None else searcher_mod.rerank_candidates(K, n),

@@ -5,10 +5,10 @@ search PHOTO`` in a fresh process against a dataset of N faces with a TREE_AH in
 
 Workload:
 
-* N faces as ``ann.py`` makes them (LFW's gallery embeddings, then LFW embeddings under seeded random rotations),
-  written as a Lookalike export (Parquet shards and ``manifest.json``; every other column copied from one real
-  face row of an export of ``tests/data/gallery``, each row its own photo URI) and read into a new dataset with
-  ``Dataset.import_table`` (no grouping into persons);
+* N faces as ``ann.py`` makes them (``table_blocks``: LFW's gallery embeddings, then LFW embeddings under seeded
+  random rotations), written as a Lookalike export (Parquet shards and ``manifest.json``; every other column
+  copied from one real face row of an export of ``tests/data/gallery``, each row its own photo URI) and read into
+  a new dataset with ``Dataset.import_table`` (no grouping into persons);
 * a TREE_AH index (``Dataset.create_vector_index``);
 * the query: George W. Bush's first usable LFW photo (``ann.py``'s query for him; his other photos are in the gallery).
 
@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ann import load_lfw
+from ann import load_lfw, table_blocks, usable_mask
 from lfw_common import DEFAULT_DATA
 from machine import print_banner
 
@@ -53,10 +53,8 @@ def query_photo(embeddings: str, person: str = QUERY_PERSON) -> str:
     """``person``'s first usable LFW photo: the one ``ann.py`` (``load_lfw``) keeps out of the gallery as his query,
     while his other photos are in it."""
     z = np.load(embeddings)
-    vec = np.asarray(z["vectors"], np.float32)
-    finite = np.isfinite(vec).all(axis=1)
-    norms = np.linalg.norm(np.where(finite[:, None], vec, 0.0), axis=1)
-    for name, good in zip(z["names"], finite & (norms >= 0.5), strict=True):
+    ok, _ = usable_mask(np.asarray(z["vectors"], np.float32))
+    for name, good in zip(z["names"], ok, strict=True):
         if good and str(name).startswith(person + "/"):
             return str(name)
     raise SystemExit(f"no usable photo of {person} in {embeddings}")
@@ -73,21 +71,6 @@ def template_export(tmp: Path) -> tuple[pa.Table, dict]:
     rows = pq.read_table(tmp / "template-export" / manifest["shards"][0]["file"])
     face = rows.filter(pa.compute.is_valid(rows.column("embedding"))).slice(0, 1)
     return face, manifest
-
-
-def vectors(usable: np.ndarray, gallery: np.ndarray, n: int, seed: int = 0):
-    """The rows of ``ann.py``'s table (gallery first, then rotated blocks), a block at a time."""
-    dim = usable.shape[1]
-    rng = np.random.default_rng(seed)
-    yield gallery[: min(n, len(gallery))]
-    pos = min(n, len(gallery))
-    while pos < n:
-        rot, r = np.linalg.qr(rng.standard_normal((dim, dim)))
-        rot *= np.sign(np.diag(r))
-        block = usable[: min(len(usable), n - pos)] @ rot.astype(np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        yield block.astype(np.float32)
-        pos += len(block)
 
 
 def write_export(folder: Path, face: pa.Table, manifest: dict, usable, gallery, n: int) -> None:
@@ -110,7 +93,7 @@ def write_export(folder: Path, face: pa.Table, manifest: dict, usable, gallery, 
         shards.append({**manifest["shards"][0], "file": name, "rows": len(block), "sha256": sha})
         done += len(block)
 
-    for block in vectors(usable, gallery, n):
+    for block in table_blocks(usable, gallery, n, np.random.default_rng(0)):
         pending.append(block)
         while sum(len(p) for p in pending) >= SHARD_ROWS:
             allv = np.concatenate(pending)
@@ -123,22 +106,19 @@ def write_export(folder: Path, face: pa.Table, manifest: dict, usable, gallery, 
     (folder / "manifest.json").write_text(json.dumps(out, indent=2))
 
 
-#: Runs the CLI in this process and, as it exits, writes the process's memory to the file named in argv[1].
+#: Runs the CLI in this process and, as it exits, writes the process's memory (``ann.proc_status``) to the
+#: file named in argv[1]; argv[2] is the benchmarks folder.
 _WRAPPER = """
-import json, resource, runpy, sys
+import json, runpy, sys
 out = sys.argv.pop(1)
+sys.path.insert(0, sys.argv.pop(1))
+from ann import proc_status
 sys.argv[0] = "lookalike"
 try:
     runpy.run_module("lookalike", run_name="__main__")
 finally:
-    status = {}
-    for line in open("/proc/self/status"):
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "RssAnon", "RssFile"):
-            status[key] = int(value.split()[0]) / 1024
-    status["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with open(out, "w") as fh:
-        json.dump(status, fh)
+        json.dump(proc_status(), fh)
 """
 
 
@@ -148,7 +128,7 @@ def run_search(args: list[str], env: dict[str, str], tmp: Path) -> dict[str, obj
     mem = tmp / "mem.json"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, str(mem), "search", *args, "--json"],
+        [sys.executable, "-c", _WRAPPER, str(mem), str(Path(__file__).resolve().parent), "search", *args, "--json"],
         capture_output=True,
         env=env,
         text=True,
