@@ -135,6 +135,49 @@ def test_update_adds_and_removes(data: tuple[np.ndarray, np.ndarray, np.ndarray]
         build(spec, x[:0], ids[:0])
 
 
+def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The plain fast-scan view of a TREE_AH index's codes finds what the IVF finds, distances included, also
+    after an update has removed and added codes (which reorders the list), for a count not a multiple of 32."""
+    import faiss
+
+    from lookalike.search.vindex.flatscan import flat_scan, make_flat_scan
+
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:3001], ids[:3001])
+    update(spec, b.index, b.ids, x[700:4333], ids[700:4333])
+    view = make_flat_scan(b.index)
+    assert view is not None and view.index.ntotal == b.index.ntotal == 3633
+    assert (np.sort(view.ids) == np.sort(ids[700:4333])).all()
+    want_d, want = b.index.search(q, 200)
+    got_d, pos = view.index.search(q, 200)
+    assert (view.ids[pos] == want).all() and np.array_equal(got_d, want_d)
+    assert (view.search(q, 5000) >= -1).all() and (view.search(q, 5000)[:, -1] == -1).all()
+    # only one-list PQ fast-scan indexes have one; a loaded index makes it once
+    assert make_flat_scan(build(spec, x[:10], ids[:10]).index) is None
+    ivf = parse_index_options({"index_type": "IVF", "distance_type": "COSINE", "ivf_options": {"num_lists": 4}})
+    assert make_flat_scan(build(ivf, x, ids).index) is None
+    assert make_flat_scan(faiss.index_factory(64, "IVF1,PQ32x4fs")) is None  # empty
+    loaded = LoadedIndex("t", spec, b.index, np.sort(ids[700:4333]), 1, True, 64)
+    assert flat_scan(loaded) is flat_scan(loaded) is not None
+
+
+def test_flat_scan_serves_only_unfiltered_searches(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """With rows deleted since the build the IVF and its id selector search (a deleted row never comes back);
+    with every indexed row current, the plain scan; both answer as exact search does at these sizes."""
+    x, ids, q = data
+    loaded = _loaded({"index_type": "TREE_AH", "distance_type": "COSINE"}, x[:3000], ids[:3000])
+    cur = np.arange(100, 3000)
+    rows, _, _ = search_rows(loaded, x[cur], ids[cur], q, 5, "cosine", SearchKnobs())
+    assert loaded.flat is None  # not made: the search needed the selector
+    want, _ = top_k(x[cur], q, 5, "cosine")
+    assert (rows == want).mean() >= 0.95
+    rows, _, _ = search_rows(loaded, x[:3000], ids[:3000], q, 5, "cosine", SearchKnobs())
+    assert loaded.flat  # made and used
+    want, _ = top_k(x[:3000], q, 5, "cosine")
+    assert (rows == want).mean() >= 0.95
+
+
 @pytest.mark.parametrize("index_type", ["IVF", "TREE_AH"])
 def test_build_in_chunks_from_a_mapped_file(
     data: tuple[np.ndarray, np.ndarray, np.ndarray], index_type: str, tmp_path, monkeypatch: pytest.MonkeyPatch

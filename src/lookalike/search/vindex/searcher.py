@@ -24,6 +24,7 @@ import numpy as np
 from lookalike.search.distances import Distance
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.search.vindex._faiss import faiss as load_faiss
+from lookalike.search.vindex.flatscan import flat_scan
 from lookalike.search.vindex.spec import (
     DEFAULT_FRACTION_LISTS,
     DISTANCE_NAMES,
@@ -56,6 +57,9 @@ class LoadedIndex:
     lists: int
     unit: bool
     dim: int
+    #: the codes as a plain fast-scan index (see :mod:`~lookalike.search.vindex.flatscan`): None until first
+    #: asked for, False when the index has none
+    flat: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +290,11 @@ def search_rows(
     )
     if indexed > 0:
         probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
-        _, labels = loaded.index.search(probe, cand, params=params)
+        view = flat_scan(loaded) if d.allowed is None and nprobe >= loaded.lists else None
+        if view is not None:  # every held id is wanted: the plain scan, faster for many candidates
+            labels = view.search(probe, cand)
+        else:
+            _, labels = loaded.index.search(probe, cand, params=params)
         if d.lookup is not None and not d.unindexed.size and cand >= k and bool((labels >= 0).all()):
             return (*_rerank_each(matrix, queries, d.lookup[labels], k, distance, q_sq), usage)
         valid = labels >= 0
