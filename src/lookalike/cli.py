@@ -81,7 +81,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     default=DEFAULT_CHUNK,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Photos per committed batch.",
+    help="Photos per unit of work (finished ones are committed at most once a second).",
 )
 @whole_photo_option
 @click.option(

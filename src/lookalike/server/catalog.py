@@ -2,7 +2,8 @@
 
 DuckDB lets one process at a time hold a database file open for writing, and while it does, no other process
 can open the file at all, not even read-only. ``lookalike index`` (or an index job started through the API)
-opens the file once per committed chunk, so the file is free most of the time but locked in short windows.
+opens the file at most once a second (once per commit), so the file is free most of the time but locked in
+short windows.
 
 The :class:`Catalog` therefore
 

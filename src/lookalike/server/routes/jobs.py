@@ -25,7 +25,12 @@ class IndexRequest(BaseModel):
     source: str = Field(min_length=1, max_length=4096, description="A folder, file, glob or URI on the server.")
     table: str = Field(config.DEFAULT_TABLE, description="The face table to index into (created if new).")
     model: str | None = Field(None, description="Face model for a new table (default: the default model).")
-    chunk_size: int = Field(DEFAULT_CHUNK, ge=1, le=1024, description="Photos per committed batch.")
+    chunk_size: int = Field(
+        DEFAULT_CHUNK,
+        ge=1,
+        le=1024,
+        description="Photos per unit of work (finished ones are committed at most once a second).",
+    )
 
 
 class JobFileError(BaseModel):
