@@ -162,20 +162,32 @@ def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray
     assert flat_scan(loaded) is flat_scan(loaded) is not None
 
 
-def test_flat_scan_serves_only_unfiltered_searches(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    """With rows deleted since the build the IVF and its id selector search (a deleted row never comes back);
-    with every indexed row current, the plain scan; both answer as exact search does at these sizes."""
+def test_flat_scan_with_rows_left_out(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Rows deleted since the build or left out by a pre-filter: when they are no more than the candidates, the
+    plain scan asked for that many more gives what the IVF and its id selector give (a left-out row never comes
+    back); when they are more, the IVF searches."""
     x, ids, q = data
-    loaded = _loaded({"index_type": "TREE_AH", "distance_type": "COSINE"}, x[:3000], ids[:3000])
-    cur = np.arange(100, 3000)
-    rows, _, _ = search_rows(loaded, x[cur], ids[cur], q, 5, "cosine", SearchKnobs())
-    assert loaded.flat is None  # not made: the search needed the selector
-    want, _ = top_k(x[cur], q, 5, "cosine")
-    assert (rows == want).mean() >= 0.95
-    rows, _, _ = search_rows(loaded, x[:3000], ids[:3000], q, 5, "cosine", SearchKnobs())
-    assert loaded.flat  # made and used
-    want, _ = top_k(x[:3000], q, 5, "cosine")
-    assert (rows == want).mean() >= 0.95
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:3000], ids[:3000])
+    for cur, plain in ((np.arange(100, 3000), True), (np.arange(0, 3000, 2), False)):  # 100 out; 1,500 out
+        loaded = LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, 64)
+        ivf_only = LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, 64, flat=False)
+        rows, dist, usage = search_rows(loaded, x[cur], ids[cur], q, 10, "cosine", SearchKnobs())
+        want, want_d, _ = search_rows(ivf_only, x[cur], ids[cur], q, 10, "cosine", SearchKnobs())
+        assert bool(loaded.flat) is plain and usage.candidates == 500
+        assert (rows == want).all() and np.array_equal(dist, want_d)
+        exact, _ = top_k(x[cur], q, 10, "cosine")
+        assert (rows[:, 0] == exact[:, 0]).mean() >= 0.95
+
+
+def test_admitted_keeps_the_first_allowed_labels() -> None:
+    from lookalike.search.vindex.searcher import _admitted
+
+    labels = np.array([[5, 3, -1, 9, 7], [2, 4, 6, 8, 1]])
+    allowed = np.array([1, 3, 4, 7, 8, 9])
+    assert _admitted(labels, allowed, 2).tolist() == [[3, 9], [4, 8]]
+    assert _admitted(labels, allowed, 4).tolist() == [[3, 9, 7, -1], [4, 8, 1, -1]]
+    assert _admitted(labels, allowed[:0], 2).tolist() == [[-1, -1], [-1, -1]]
 
 
 @pytest.mark.parametrize("index_type", ["IVF", "TREE_AH"])

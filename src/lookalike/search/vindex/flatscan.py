@@ -4,8 +4,10 @@ A default TREE_AH index is faiss ``IVF1,PQ<m>x4fs``: one list holding every 4-bi
 IVF fast-scan search keeps its top candidates more slowly than the plain ``IndexPQFastScan`` does when many are
 asked for: measured here (2 vCPUs, AMD EPYC, 2026-12-02), one query asking for 1,118 candidates of 1M codes took
 3.0-3.6 ms through the IVF and 1.9-2.1 ms through the plain index, 500 of 200k 0.38-0.50 ms against 0.24-0.32 ms,
-with the same candidates and distances. The plain index has no id selector, so it serves searches over exactly
-the rows the index holds (no rows deleted since the build, no pre-filter); the searcher uses the IVF otherwise.
+with the same candidates and distances. The plain index has no id selector. So where some held rows must not
+come back (deleted since the build, left out by a pre-filter), the searcher asks it for that many more candidates
+and keeps the first ones admitted, which are those the selector would give; where they are more than the
+candidates, it searches the IVF with its selector.
 
 :func:`flat_scan` makes the plain index once per loaded index, from a copy of the IVF list's packed codes (the two
 indexes pack 4-bit codes into blocks of 32 alike: ``tests/unit/test_vindex.py`` checks they return the same

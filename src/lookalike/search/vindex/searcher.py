@@ -290,9 +290,16 @@ def search_rows(
     )
     if indexed > 0:
         probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
-        view = flat_scan(loaded) if d.allowed is None and nprobe >= loaded.lists else None
-        if view is not None:  # every held id is wanted: the plain scan, faster for many candidates
-            labels = view.search(probe, cand)
+        # ids the index holds that must not come back (deleted since the build, or left out by a pre-filter)
+        excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
+        view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
+        if view is not None:
+            # the plain scan, faster for many candidates; asked for `excluded` more, its first `cand` admitted
+            # ones are those the IVF's id selector would give
+            labels = view.search(probe, cand + excluded)
+            if excluded:
+                assert d.allowed is not None
+                labels = _admitted(labels, d.allowed, cand)
         else:
             _, labels = loaded.index.search(probe, cand, params=params)
         if d.lookup is not None and not d.unindexed.size and cand >= k and bool((labels >= 0).all()):
@@ -340,6 +347,20 @@ def search_rows(
     if short.size:  # too few candidates (few lists probed, or a selective pre-filter): never return fewer rows
         out_r[short], out_d[short] = exact_top_k(whole(), queries[short], k, distance)
     return out_r, out_d, usage
+
+
+def _admitted(labels: np.ndarray, allowed: np.ndarray, keep: int) -> np.ndarray:
+    """Per row of ``labels``, the first ``keep`` that are in the sorted ``allowed`` ids, in order (-1 after)."""
+    out = np.full((labels.shape[0], keep), -1, np.int64)
+    if not allowed.size:
+        return out
+    pos = np.minimum(np.searchsorted(allowed, labels), allowed.size - 1)
+    ok = (labels >= 0) & (allowed[pos] == labels)
+    rank = np.cumsum(ok, axis=1)
+    ok &= rank <= keep
+    r, c = np.nonzero(ok)
+    out[r, rank[r, c] - 1] = labels[r, c]
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
