@@ -30,8 +30,8 @@ Metrics per point (one JSON row each):
 * ``ms_per_query``: single-query latency, the median of 200 queries timed one at a time after 5 untimed ones (50
   at fraction 1.0), with ``ms_per_query_mean`` and ``ms_per_query_p95`` beside it; ``ms_per_query_batch100``: one
   call with 100 queries, divided by 100; ``exact_ms_per_query``: exact search's median single-query latency on
-  30 queries timed right after the point's own (the EXACT row: 200), so that the VM's drift over the run stays
-  out of ``speedup``: exact / index median single-query latency.
+  30 queries timed in 5 rounds alternating with the point's own (the EXACT row: 200 on their own), so that the
+  VM's drift over the run stays out of ``speedup``: exact / index median single-query latency.
 * ``build_s``: train + add; ``index_bytes``: ``faiss.serialize_index`` size (not counting the float32 matrix,
   which every point keeps for the exact re-rank; 0 for EXACT); ``rss_mb``: the process's peak RSS so far.
 
@@ -72,9 +72,10 @@ K = 10
 THRESHOLD = 0.673  # the card's same-person cosine distance
 SINGLE = 200  # single queries timed
 SINGLE_SLOW = 50  # ... at fraction 1.0
-#: exact single queries timed right after each point, for its ``exact_ms_per_query`` and ``speedup`` (so that the
-#: VM's drift over a run of minutes does not enter the ratio)
+#: exact single queries timed with each point, for its ``exact_ms_per_query`` and ``speedup``
 EXACT_NEAR = 30
+#: rounds in which a point's queries and exact search's alternate (see paired_ms)
+PAIR_ROUNDS = 5
 SLOW_QUERIES = 200  # queries whose quality TREE_AH at fraction 1.0 measures (it re-ranks all n rows per query)
 BATCH = 100
 EVAL_BATCH = 100  # queries per search call when measuring quality
@@ -173,12 +174,37 @@ def single_ms(fn, queries: np.ndarray, count: int, warmup: int = WARMUP) -> Late
         t0 = time.perf_counter()
         fn(queries[i : i + 1])
         times[i] = time.perf_counter() - t0
-    times *= 1e3
-    return Latency(float(np.median(times)), float(times.mean()), float(np.percentile(times, 95)))
+    return _latency(times * 1e3)
 
 
 #: Seconds of untimed single queries after each build, before its first point is timed.
 SETTLE_S = 3.0
+
+
+def paired_ms(fn, exact_fn, queries: np.ndarray, count: int, exact_count: int = EXACT_NEAR) -> tuple[Latency, Latency]:
+    """Latency of ``fn`` and of exact search, timed in :data:`PAIR_ROUNDS` alternating rounds (``count`` and
+    ``exact_count`` single queries in all), so that both see the same machine: this VM's speed drifts by tens of
+    percent within a minute, which a point timed a minute before exact search would carry into its speedup."""
+    count, exact_count = min(count, len(queries)), min(exact_count, len(queries))
+    for i in range(min(WARMUP, count)):
+        fn(queries[i : i + 1])
+    exact_fn(queries[:1])
+    times: list[float] = []
+    exact_times: list[float] = []
+    for r in range(PAIR_ROUNDS):
+        for i in range(r * count // PAIR_ROUNDS, (r + 1) * count // PAIR_ROUNDS):
+            t0 = time.perf_counter()
+            fn(queries[i : i + 1])
+            times.append(time.perf_counter() - t0)
+        for i in range(r * exact_count // PAIR_ROUNDS, (r + 1) * exact_count // PAIR_ROUNDS):
+            t0 = time.perf_counter()
+            exact_fn(queries[i : i + 1])
+            exact_times.append(time.perf_counter() - t0)
+    return _latency(np.array(times) * 1e3), _latency(np.array(exact_times) * 1e3)
+
+
+def _latency(ms: np.ndarray) -> Latency:
+    return Latency(float(np.median(ms)), float(ms.mean()), float(np.percentile(ms, 95)))
 
 
 def settle(fn, queries: np.ndarray, seconds: float = SETTLE_S) -> None:
@@ -291,8 +317,7 @@ def run_size(
     def exact_half(qs: np.ndarray) -> np.ndarray:
         return half.top_k(qs, K, "cosine")[0]
 
-    half_lat = single_ms(exact_half, q, SINGLE)
-    near = single_ms(exact, q, EXACT_NEAR)
+    half_lat, near = paired_ms(exact_half, exact, q, SINGLE)
     results.append(
         {
             **base,
@@ -341,9 +366,8 @@ def run_size(
             try:
                 rows = in_batches(search, q[sub])
                 single = SINGLE_SLOW if frac == 1.0 else SINGLE
-                lat = single_ms(search, q, single)
+                lat, near = paired_ms(search, exact, q, single)
                 ms_batch = batch_ms(search, q)
-                near = single_ms(exact, q, EXACT_NEAR)
             finally:
                 searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS = saved
             row = {
