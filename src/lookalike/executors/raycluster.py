@@ -7,8 +7,9 @@ What runs where:
 - each task reads its photos from the bucket itself, decodes, detects, aligns and embeds them
   (:func:`lookalike.embedding.embed_objects`, the same function local jobs run); a Ray worker process keeps its
   loaded model between tasks, so a model loads once per worker, not once per chunk;
-- results stream back as tasks finish and the driver commits each chunk through the same writer as local jobs,
-  so the job stays incremental and resumable and the dataset file stays the single source of truth.
+- results stream back as tasks finish and the driver commits them through the same writer as local jobs (at
+  most once a second), so the job stays incremental and resumable and the dataset file stays the single source
+  of truth.
 
 Faults: a task whose worker process dies (killed, out of memory, node lost) is retried by Ray on another worker,
 up to :data:`MAX_RETRIES` times; nothing was committed for it, so no row is lost or written twice. A per-photo error
