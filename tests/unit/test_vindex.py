@@ -162,6 +162,20 @@ def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray
     assert flat_scan(loaded) is flat_scan(loaded) is not None
 
 
+def test_flat_scan_of_an_index_read_from_its_file(data: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path) -> None:
+    """The view is made from an index as the product loads it (written, then read back), not only a fresh one."""
+    from lookalike.search.vindex.files import read_build, write_build
+    from lookalike.search.vindex.flatscan import make_flat_scan
+
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:2000], ids[:2000])
+    index, held = read_build(tmp_path, write_build(tmp_path, "t", b.index, b.ids))
+    view = make_flat_scan(index)
+    assert view is not None and (held == b.ids).all()
+    assert (view.search(q, 50) == make_flat_scan(b.index).search(q, 50)).all()  # type: ignore[union-attr]
+
+
 def test_flat_scan_with_rows_left_out(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Rows deleted since the build or left out by a pre-filter: when they are no more than the candidates, the
     plain scan asked for that many more gives what the IVF and its id selector give (a left-out row never comes
