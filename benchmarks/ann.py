@@ -169,12 +169,17 @@ def single_ms(fn, queries: np.ndarray, count: int, warmup: int = WARMUP) -> Late
     count = min(count, len(queries))
     for i in range(min(warmup, count)):
         fn(queries[i : i + 1])
-    times = np.empty(count)
-    for i in range(count):
+    return _latency(np.array(_each_ms(fn, queries, range(count))))
+
+
+def _each_ms(fn, queries: np.ndarray, rows: range) -> list[float]:
+    """ms of ``fn`` on each of ``queries[rows]``, one query at a time."""
+    out = []
+    for i in rows:
         t0 = time.perf_counter()
         fn(queries[i : i + 1])
-        times[i] = time.perf_counter() - t0
-    return _latency(times * 1e3)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
 
 
 #: Seconds of untimed single queries after each build, before its first point is timed.
@@ -192,15 +197,11 @@ def paired_ms(fn, exact_fn, queries: np.ndarray, count: int, exact_count: int = 
     times: list[float] = []
     exact_times: list[float] = []
     for r in range(PAIR_ROUNDS):
-        for i in range(r * count // PAIR_ROUNDS, (r + 1) * count // PAIR_ROUNDS):
-            t0 = time.perf_counter()
-            fn(queries[i : i + 1])
-            times.append(time.perf_counter() - t0)
-        for i in range(r * exact_count // PAIR_ROUNDS, (r + 1) * exact_count // PAIR_ROUNDS):
-            t0 = time.perf_counter()
-            exact_fn(queries[i : i + 1])
-            exact_times.append(time.perf_counter() - t0)
-    return _latency(np.array(times) * 1e3), _latency(np.array(exact_times) * 1e3)
+        times += _each_ms(fn, queries, range(r * count // PAIR_ROUNDS, (r + 1) * count // PAIR_ROUNDS))
+        exact_times += _each_ms(
+            exact_fn, queries, range(r * exact_count // PAIR_ROUNDS, (r + 1) * exact_count // PAIR_ROUNDS)
+        )
+    return _latency(np.array(times)), _latency(np.array(exact_times))
 
 
 def _latency(ms: np.ndarray) -> Latency:
@@ -208,9 +209,9 @@ def _latency(ms: np.ndarray) -> Latency:
 
 
 def settle(fn, queries: np.ndarray, seconds: float = SETTLE_S) -> None:
-    """Search one query at a time for ``seconds``, untimed. On this VM the first point timed right after a build
-    (which allocated and freed gigabytes) ran 1.5-2x slower than the same point timed a minute later, twice on
-    2026-12-02 (0.74 against 0.46 ms, 1.32 against 0.59 ms); a server answers queries long after its build."""
+    """Search one query at a time for ``seconds``, untimed: a warm-up after each build, as a server answers
+    queries long after its build. (The first point timed after a build once ran 1.5-2x slower than the same point
+    a minute later; that turned out to be the VM's drift, which :func:`paired_ms` keeps out of the speedup.)"""
     end = time.perf_counter() + seconds
     i = 0
     while time.perf_counter() < end:

@@ -22,11 +22,11 @@ from pathlib import Path
 os.environ.setdefault("LOOKALIKE_THREADS", "1")  # before lookalike reads it: one thread, as the bound measures
 
 from lfw_common import (
-    cosine_distance_pairs,
     data_dir,
     detect_images,
     embed_images,
     load_rgb,
+    pair_distances,
     read_pairs,
     tar_at_far,
     ten_fold,
@@ -76,10 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             emb = embed_images(root, dets, "fr-feature")
         else:
             emb = embed_images(root, dets, "fr-feature", embed=model.embed, cache_key="fr-feature-int8")
-        pos = {n: i for i, n in enumerate(emb.names)}
-        left = emb.vectors[[pos[n] for n in pairs.left]]
-        right = emb.vectors[[pos[n] for n in pairs.right]]
-        dist = cosine_distance_pairs(left, right)
+        dist = pair_distances(emb, pairs.left, pairs.right)
         folds = ten_fold(dist, pairs.same, pairs.fold)
         tar, _ = tar_at_far(dist, pairs.same, 1e-3)
         results[label] = {

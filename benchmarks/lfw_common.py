@@ -328,6 +328,12 @@ def tar_at_far(dist: np.ndarray, same: np.ndarray, far: float) -> tuple[float, f
     return float(np.mean(dist[same] < t)), t
 
 
+def pair_distances(emb: Embeddings, left: list[str], right: list[str]) -> np.ndarray:
+    """Cosine distance of each ``(left[i], right[i])`` pair of image names, from ``emb``."""
+    pos = {n: i for i, n in enumerate(emb.names)}
+    return cosine_distance_pairs(emb.vectors[[pos[n] for n in left]], emb.vectors[[pos[n] for n in right]])
+
+
 def cosine_distance_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - np.einsum("ij,ij->i", a, b)
 

@@ -16,10 +16,10 @@ import argparse
 import numpy as np
 
 from lfw_common import (
-    cosine_distance_pairs,
     data_dir,
     detect_images,
     embed_images,
+    pair_distances,
     read_pairs,
     tar_at_far,
     ten_fold,
@@ -52,10 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     names = list(dict.fromkeys(left + right))
     dets = detect_images(root, names)
     emb = embed_images(root, dets, model)
-    pos = {n: i for i, n in enumerate(emb.names)}
-    a = emb.vectors[[pos[n] for n in left]]
-    b = emb.vectors[[pos[n] for n in right]]
-    dist = cosine_distance_pairs(a, b)
+    dist = pair_distances(emb, left, right)
 
     if len(np.unique(fold)) > 1:
         res = ten_fold(dist, same, fold)

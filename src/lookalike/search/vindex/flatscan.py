@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lookalike.search.vindex._faiss import faiss as load_faiss
+
+if TYPE_CHECKING:
+    from lookalike.search.vindex.searcher import LoadedIndex
 
 _LOCK = threading.Lock()
 
@@ -67,7 +70,7 @@ def make_flat_scan(index: Any) -> FlatScan | None:
     return FlatScan(flat, ids)
 
 
-def flat_scan(loaded: Any) -> FlatScan | None:
+def flat_scan(loaded: LoadedIndex) -> FlatScan | None:
     """``loaded``'s plain fast-scan view, made on first use and kept with it (a loaded index never changes)."""
     if loaded.flat is None:
         with _LOCK:
