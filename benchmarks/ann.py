@@ -255,7 +255,7 @@ def show(r: dict[str, Any]) -> None:
         f"{r['same_person_recall']:>7.4f} {r['recall_at_10']:>6.3f} {r['ms_per_query']:>8.2f} "
         f"{r['ms_per_query_batch100']:>8.3f} {r['speedup']:>7.1f} {r['build_s']:>7.1f} "
         f"{r['index_bytes'] / 2**20:>7.1f} {r['rss_mb']:>7.0f} {r['lists'] if r['lists'] is not None else '-':>5} "
-        f"{r['factory'] or '-'}",
+        f"{r['factory'] or '-'}{'+SQ4 refine' if r.get('refine') else ''}",
         flush=True,
     )
 
@@ -345,17 +345,23 @@ def run_size(
         spec = parse_index_options({"index_type": index_type, "distance_type": "COSINE"})
         b = build(spec, matrix, ids)
         size = faiss.serialize_index(b.index).nbytes
-        li = LoadedIndex(name="bench", spec=spec, index=b.index, ids=b.ids, lists=b.lists, unit=b.unit, dim=512)
+        refine_size = 0 if b.refine is None else faiss.serialize_index(b.refine).nbytes
+        li = LoadedIndex("bench", spec, b.index, b.ids, b.lists, b.unit, 512, refine=b.refine)
+        bare = LoadedIndex("bench", spec, b.index, b.ids, b.lists, b.unit, 512)  # the same without refine codes
         d = delta(li, ids)
         settle(lambda qs, li=li, d=d: search_rows(li, matrix, ids, qs, K, "cosine", SearchKnobs(), cached=d), q)
         if index_type == "IVF":
-            points: list[tuple[float | None, int | None]] = [(f, None) for f in IVF_FRACTIONS]
+            points: list[tuple[float | None, int | None, bool]] = [(f, None, False) for f in IVF_FRACTIONS]
         else:
-            points = [(None, None), *[(None, r) for r in RERANKS], (1.0, None)]
-        for frac, rerank in points:
+            refined = b.refine is not None
+            points = [(None, None, refined), *[(None, r, refined) for r in RERANKS], (1.0, None, refined)]
+            if refined:
+                points.insert(1, (None, None, False))
+        for frac, rerank, with_refine in points:
             knobs = SearchKnobs(fraction_lists_to_search=frac)
+            used = li if with_refine or index_type == "IVF" else bare
 
-            def search(qs: np.ndarray, knobs: SearchKnobs = knobs, li: LoadedIndex = li, d: Any = d) -> np.ndarray:
+            def search(qs: np.ndarray, knobs: SearchKnobs = knobs, li: LoadedIndex = used, d: Any = d) -> np.ndarray:
                 return search_rows(li, matrix, ids, qs, K, "cosine", knobs, cached=d)[0]
 
             saved = (searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS)
@@ -379,13 +385,16 @@ def run_size(
                 "rerank_candidates": rerank
                 if rerank is not None or index_type != "TREE_AH" or frac is not None
                 else searcher_mod.rerank_candidates(K, n),
+                "refine": with_refine,
+                "reranked_exactly": searcher_mod.exact_rerank_rows(K) if with_refine and frac is None else None,
                 **quality(rows, ex_rows[sub], ex_dist[sub], labels, q_labels[sub]),
                 **lat.fields(),
                 "ms_per_query_batch100": ms_batch,
                 "exact_ms_per_query": near.median,
                 "speedup": near.median / lat.median,
                 "build_s": b.seconds,
-                "index_bytes": size,
+                "index_bytes": size + (refine_size if with_refine else 0),
+                "refine_bytes": refine_size if with_refine else 0,
                 "rss_mb": rss_mb(),
                 "lists": b.lists,
                 "factory": b.factory,
@@ -398,7 +407,7 @@ def run_size(
 #: Table sizes above this live in a memory-mapped float32 file (10M rows are 20 GB) and are searched by a fresh
 #: process, whose peak RSS is then the search's own.
 LARGE_FROM = 2_000_000
-LARGE_RERANKS = (1000, 2000, 5000)
+LARGE_RERANKS = (2000, 5000, 10000)
 LARGE_EXACT_SINGLE = 3  # exact single queries timed at such sizes (each reads the whole file)
 
 
@@ -489,10 +498,11 @@ def large_worker(args_path: str) -> None:
     t0 = time.perf_counter()
     matrix = np.load(a["table"], mmap_mode="r")
     index = faiss.read_index(a["index"])
+    refine = faiss.read_index(a["refine"]) if a.get("refine") else None
     n = int(matrix.shape[0])
     ids = np.arange(n, dtype=np.int64)
     spec = IndexSpec.from_json(a["spec"])
-    li = LoadedIndex("bench", spec, index, ids, a["lists"], True, int(matrix.shape[1]))
+    li = LoadedIndex("bench", spec, index, ids, a["lists"], True, int(matrix.shape[1]), refine=refine)
     d = delta(li, ids)
     load_s = time.perf_counter() - t0
     loaded = proc_status()
@@ -518,6 +528,8 @@ def large_worker(args_path: str) -> None:
             {
                 "rerank_candidates": rerank if rerank is not None else searcher_mod.rerank_candidates(K, n),
                 "knob_default": rerank is None,
+                "refine": refine is not None,
+                "reranked_exactly": searcher_mod.exact_rerank_rows(K) if refine is not None else None,
                 **quality(rows, ex_rows, ex_dist, labels, q_labels),
                 **lat.fields(),
                 "ms_per_query_batch100": ms_batch,
@@ -559,7 +571,10 @@ def run_large(n: int, workdir: str, usable, q, q_labels, gallery, g_labels) -> l
     build_s, lists, factory = b.seconds, b.lists, b.factory
     index_path = os.path.join(workdir, f"ann-{n}.faiss")
     faiss.write_index(b.index, index_path)
-    size = os.path.getsize(index_path)
+    refine_path = os.path.join(workdir, f"ann-{n}-refine.faiss") if b.refine is not None else ""
+    if refine_path:
+        faiss.write_index(b.refine, refine_path)
+    size = os.path.getsize(index_path) + (os.path.getsize(refine_path) if refine_path else 0)
     print(
         f"TREE_AH built in {build_s:.0f} s ({factory}), {size / 2**20:,.0f} MiB; build process peak RSS "
         f"{rss_mb():,.0f} MB",
@@ -574,6 +589,7 @@ def run_large(n: int, workdir: str, usable, q, q_labels, gallery, g_labels) -> l
         "table": path,
         "truth": os.path.join(workdir, f"ann-{n}-exact.npz"),
         "index": index_path,
+        "refine": refine_path,
         "queries": qpath,
         "spec": spec.to_json(),
         "lists": lists,

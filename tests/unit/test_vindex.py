@@ -28,7 +28,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _loaded(options: dict[str, object], x: np.ndarray, ids: np.ndarray) -> LoadedIndex:
     spec = parse_index_options(options)
     b = build(spec, x, ids)
-    return LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, x.shape[1])
+    return LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, x.shape[1], refine=b.refine)
 
 
 def test_options_are_checked() -> None:
@@ -127,12 +127,67 @@ def test_update_adds_and_removes(data: tuple[np.ndarray, np.ndarray, np.ndarray]
     x, ids, _ = data
     spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
     b = build(spec, x[:3000], ids[:3000])
-    held, added, removed = update(spec, b.index, b.ids, x[1000:4000], ids[1000:4000])
-    assert (added, removed) == (1000, 1000) and b.index.ntotal == 3000
-    assert (held == np.sort(ids[1000:4000])).all()
+    up = update(spec, b.index, b.ids, x[1000:4000], ids[1000:4000], b.refine)
+    assert (up.added, up.removed) == (1000, 1000) and b.index.ntotal == 3000
+    assert (up.ids == np.sort(ids[1000:4000])).all()
+    assert b.refine is None and up.refine is None  # refine codes only from REFINE_FROM_ROWS vectors
     assert build(spec, x[:10], ids[:10]).factory == "IVF1,Flat"  # too few rows to train codes: kept exact
     with pytest.raises(InvalidArgument, match="at least 1 vector"):
         build(spec, x[:0], ids[:0])
+
+
+@pytest.fixture()
+def refine_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refine codes for these small tables too (by default only from ``REFINE_FROM_ROWS`` = 2M vectors)."""
+    import lookalike.search.vindex.build as build_mod
+
+    monkeypatch.setattr(build_mod, "REFINE_FROM_ROWS", 100)
+
+
+def test_refine_codes_follow_the_list_order(data: tuple[np.ndarray, np.ndarray, np.ndarray], refine_small) -> None:
+    """A default TREE_AH build over a large table keeps 4-bit scalar codes in its list's order, and an update
+    (which moves codes within the list when it removes some) keeps them there: position p's code decodes to the
+    vector of the id at list position p."""
+    from lookalike.search.vindex.build import list_ids, wants_refine
+
+    x, ids, _ = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:3001], ids[:3001])
+    assert wants_refine(b.factory, 3001) and b.refine is not None and b.refine.ntotal == 3001
+    up = update(spec, b.index, b.ids, x[700:4333], ids[700:4333], b.refine)
+    assert up.refine is not b.refine and b.refine.ntotal == 3001  # the loaded index's codes are left as they were
+    for index, refine in ((build(spec, x[:3001], ids[:3001]).index, b.refine), (b.index, up.refine)):
+        order = list_ids(index)
+        assert refine.ntotal == order.size
+        decoded = refine.reconstruct_n(0, order.size)
+        truth = x[np.searchsorted(ids, order)]
+        cos = np.einsum("ij,ij->i", decoded, truth) / np.linalg.norm(decoded, axis=1)
+        assert cos.min() > 0.9  # each code is its own vector's (another's would be near 0 in 64-d)
+    assert update(spec, b.index, up.ids, x[700:4333], ids[700:4333], up.refine).refine is up.refine  # no change
+    assert build(spec, x[:10], ids[:10]).refine is None  # exact storage has no codes
+    ivf = parse_index_options({"index_type": "IVF", "distance_type": "COSINE", "ivf_options": {"num_lists": 4}})
+    assert build(ivf, x, ids).refine is None
+
+
+def test_refined_search_reranks_the_best_few_exactly(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], refine_small
+) -> None:
+    """With refine codes, the scan's 500 candidates are narrowed to the best 50 by those codes before the exact
+    re-rank: the same answer as re-ranking all 500 here, exact distances, and rows left out never come back."""
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:3000], ids[:3000])
+    refined = LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, 64, refine=b.refine)
+    plain = LoadedIndex("t", spec, b.index, b.ids, b.lists, b.unit, 64)
+    for cur in (np.arange(3000), np.arange(100, 3000)):
+        rows, dist, usage = search_rows(refined, x[cur], ids[cur], q, 10, "cosine", SearchKnobs())
+        want, _, plain_usage = search_rows(plain, x[cur], ids[cur], q, 10, "cosine", SearchKnobs())
+        assert (usage.candidates, usage.reranked_exactly) == (500, 50) and plain_usage.reranked_exactly == 500
+        assert (rows[:, :5] == want[:, :5]).mean() >= 0.98
+        exact, _ = top_k(x[cur], q, 10, "cosine")
+        sims = np.einsum("qkd,qd->qk", x[cur][rows], q)
+        assert np.allclose(dist, 1 - sims, atol=1e-5)  # distances from the stored vectors
+        assert (rows[:, 0] == exact[:, 0]).mean() >= 0.95
 
 
 def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -170,10 +225,39 @@ def test_flat_scan_of_an_index_read_from_its_file(data: tuple[np.ndarray, np.nda
     x, ids, q = data
     spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
     b = build(spec, x[:2000], ids[:2000])
-    index, held = read_build(tmp_path, write_build(tmp_path, "t", b.index, b.ids))
+    index, held, _ = read_build(tmp_path, write_build(tmp_path, "t", b.index, b.ids))
     view = make_flat_scan(index)
     assert view is not None and (held == b.ids).all()
     assert (view.search(q, 50) == make_flat_scan(b.index).search(q, 50)).all()  # type: ignore[union-attr]
+
+
+def test_refine_codes_are_written_and_checked(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path, refine_small
+) -> None:
+    """The refine codes travel in their own checksummed file: read back they search alike; altered or missing,
+    the build is refused (and the search falls back to exact search, as for the other files)."""
+    from lookalike.search.vindex.files import IndexFileError, read_build, write_build
+    from lookalike.search.vindex.flatscan import make_flat_scan
+
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:2000], ids[:2000])
+    ref = write_build(tmp_path, "t", b.index, b.ids, b.refine)
+    index, _, refine = read_build(tmp_path, ref)
+    assert refine is not None and refine.ntotal == 2000
+    got, want = make_flat_scan(index, refine), make_flat_scan(b.index, b.refine)
+    assert got is not None and want is not None and got.refined is not None
+    assert (got.search_refined(q, 500, 50) == want.search_refined(q, 500, 50)).all()
+    path = tmp_path / ref.folder / "refine.faiss"
+    data_bytes = bytearray(path.read_bytes())
+    data_bytes[-1] ^= 1
+    path.write_bytes(bytes(data_bytes))
+    with pytest.raises(IndexFileError, match="refine.faiss does not match its checksum"):
+        read_build(tmp_path, ref)
+    path.unlink()
+    with pytest.raises(IndexFileError, match="is missing"):
+        read_build(tmp_path, ref)
+    assert read_build(tmp_path, write_build(tmp_path, "u", b.index, b.ids))[2] is None  # a build without them
 
 
 def test_flat_scan_with_rows_left_out(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:

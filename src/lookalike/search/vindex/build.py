@@ -10,7 +10,7 @@ import numpy as np
 
 from lookalike.errors import InvalidArgument
 from lookalike.search.vindex._faiss import faiss as load_faiss
-from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, PQ_MIN_ROWS, IndexSpec
+from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, PQ_MIN_ROWS, REFINE_FROM_ROWS, IndexSpec
 
 #: Training points per list, and at most this many in all (a random, seeded sample of the table).
 _TRAIN_PER_LIST = 64
@@ -28,6 +28,8 @@ class Built:
     factory: str
     unit: bool  # every vector had unit length (then all three distances rank alike)
     seconds: float
+    #: 4-bit scalar codes of every vector, in the one list's order (see :func:`wants_refine`), or None
+    refine: Any = None
 
 
 def pq_subquantizers(dim: int) -> int:
@@ -44,6 +46,27 @@ def factory_string(spec: IndexSpec, dim: int, lists: int, rows: int = PQ_MIN_ROW
     if spec.index_type == "IVF" or rows < PQ_MIN_ROWS:
         return f"{coarse},Flat"
     return f"{coarse},PQ{pq_subquantizers(dim)}x4fs"
+
+
+def wants_refine(factory: str, rows: int) -> bool:
+    """Whether an index built as ``factory`` over ``rows`` vectors gets a second set of codes to narrow its
+    candidates with.
+
+    A one-list PQ fast-scan index (the default TREE_AH) scans every 4-bit PQ code and keeps thousands of
+    candidates at 10M rows. Re-ranking them all from the stored float32 vectors reads one scattered page per
+    candidate: at 10M rows 5,600 a query, and over many queries the whole 20 GB table ends up in memory (a
+    search process's RSS measured 20.8 GB). 4-bit scalar codes (256 bytes a 512-d vector, held in memory) rank
+    those candidates almost as the exact vectors do, so only the best few dozen are read back for the exact
+    distances: the same process peaked at 3.6 GB (``REFINE_*`` in :mod:`~lookalike.search.vindex.spec`).
+    """
+    return rows >= REFINE_FROM_ROWS and factory.startswith("IVF1,PQ") and factory.endswith("fs")
+
+
+def new_refine(dim: int, spec: IndexSpec) -> Any:
+    """An empty (untrained) 4-bit scalar quantizer index for :func:`wants_refine`."""
+    faiss = load_faiss()
+
+    return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_4bit, metric(spec))
 
 
 def metric(spec: IndexSpec) -> int:
@@ -92,12 +115,20 @@ def build(spec: IndexSpec, matrix: np.ndarray, ids: np.ndarray) -> Built:
 
     sample = min(count, max(_TRAIN_MIN, _TRAIN_PER_LIST * lists), _TRAIN_MAX)
     rng = np.random.default_rng(0)
-    index.train(rows(slice(0, count)) if sample >= count else rows(np.sort(rng.choice(count, sample, replace=False))))
+    training = rows(slice(0, count)) if sample >= count else rows(np.sort(rng.choice(count, sample, replace=False)))
+    index.train(training)
+    refine = new_refine(dim, spec) if wants_refine(factory, count) else None
+    if refine is not None:
+        refine.train(training)
+    del training
     labels = uniq if dedup else ids.astype(np.int64)
     for start in range(0, count, _ADD_ROWS):
         part = slice(start, min(count, start + _ADD_ROWS))
-        index.add_with_ids(rows(part), labels[part])
-    return Built(index, uniq.astype(np.int64), lists, factory, unit, time.perf_counter() - started)
+        prepared = rows(part)
+        index.add_with_ids(prepared, labels[part])
+        if refine is not None:  # in the same order as the list's (one list: the order of adding)
+            refine.add(prepared)
+    return Built(index, uniq.astype(np.int64), lists, factory, unit, time.perf_counter() - started, refine)
 
 
 def _quiet_training(index: Any) -> None:
@@ -112,19 +143,76 @@ def _quiet_training(index: Any) -> None:
         pq.cp.min_points_per_centroid = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Updated:
+    ids: np.ndarray  # the sorted ids the index now holds
+    added: int
+    removed: int
+    refine: Any = None  # the refine codes in the list's new order
+
+
 def update(
-    spec: IndexSpec, index: Any, held: np.ndarray, matrix: np.ndarray, ids: np.ndarray
-) -> tuple[np.ndarray, int, int]:
+    spec: IndexSpec, index: Any, held: np.ndarray, matrix: np.ndarray, ids: np.ndarray, refine: Any = None
+) -> Updated:
     """Bring ``index`` (holding sorted ``held`` ids) to exactly the rows ``(matrix, ids)``: remove ids no longer
-    present, add new ones. Returns the new sorted ids, and how many were added and removed."""
+    present, add new ones. ``refine`` (the codes of :func:`wants_refine`, in the list's order) is left as it
+    is; the result holds new ones in the list's new order (removing ids moves others within the list)."""
     faiss = load_faiss()
 
     uniq, first = np.unique(ids, return_index=True)
     gone = np.setdiff1d(held, uniq, assume_unique=True)
     new_mask = ~np.isin(uniq, held, assume_unique=True)
+    before = list_ids(index) if refine is not None else None
     if gone.size:
         index.remove_ids(faiss.IDSelectorBatch(gone))
     if new_mask.any():
         rows = first[new_mask]
         index.add_with_ids(prepare(spec, matrix[rows]), uniq[new_mask])
-    return uniq.astype(np.int64), int(new_mask.sum()), int(gone.size)
+    new_refine = None
+    if refine is not None and before is not None and (gone.size or new_mask.any()):
+        new_refine = _realign(spec, refine, before, list_ids(index), uniq, first, matrix)
+    elif refine is not None:
+        new_refine = refine
+    return Updated(uniq.astype(np.int64), int(new_mask.sum()), int(gone.size), new_refine)
+
+
+def list_ids(index: Any) -> np.ndarray:
+    """The ids of a one-list IVF index, in the list's order (a copy)."""
+    faiss = load_faiss()
+
+    ivf = faiss.extract_index_ivf(index)
+    size = int(ivf.invlists.list_size(0))
+    if size == 0:
+        return np.zeros(0, np.int64)
+    return np.array(faiss.rev_swig_ptr(ivf.invlists.get_ids(0), size), dtype=np.int64, copy=True)
+
+
+def _realign(
+    spec: IndexSpec,
+    refine: Any,
+    before: np.ndarray,
+    after: np.ndarray,
+    uniq: np.ndarray,
+    first: np.ndarray,
+    matrix: np.ndarray,
+) -> Any:
+    """The refine codes of the ids ``after`` (the list's new order): those held ``before`` moved, new ones
+    encoded from ``matrix`` (``uniq``/``first``: the rows' sorted unique ids and the first row of each)."""
+    faiss = load_faiss()
+
+    size = int(refine.code_size)
+    old = faiss.vector_to_array(refine.codes).reshape(-1, size)
+    order = np.argsort(before, kind="stable")
+    pos = np.minimum(np.searchsorted(before[order], after), max(before.size - 1, 0))
+    found = before[order][pos] == after if before.size else np.zeros(after.size, bool)
+    codes = np.empty((after.size, size), np.uint8)
+    codes[found] = old[order[pos[found]]]
+    fresh = after[~found]
+    if fresh.size:
+        rows = first[np.searchsorted(uniq, fresh)]
+        codes[~found] = refine.sa_encode(prepare(spec, matrix[rows])).reshape(-1, size)
+    out = faiss.clone_index(refine)
+    out.reset()
+    faiss.copy_array_to_vector(codes.reshape(-1), out.codes)
+    out.ntotal = int(after.size)
+    return out

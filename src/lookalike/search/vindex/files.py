@@ -1,9 +1,11 @@
 """Index files on disk: written atomically, tied to a checksum, read back or refused.
 
 Each build lives in its own folder ``<dataset>.indexes/<slug>/<build id>/`` holding ``index.faiss`` (the faiss
-index) and ``ids.npy`` (the sorted ids it holds). The folder is written under a temporary name and renamed
-into place, and only then does the catalog row point at it; the previous build is deleted after that. A
-build killed half-way therefore leaves the previous index in force, and a reader never sees half a file.
+index), ``ids.npy`` (the sorted ids it holds) and, for a default TREE_AH index over a large table,
+``refine.faiss`` (its 4-bit scalar codes, see :func:`~lookalike.search.vindex.build.wants_refine`). The folder
+is written under a temporary name and renamed into place, and only then does the catalog row point at it; the
+previous build is deleted after that. A build killed half-way therefore leaves the previous index in force, and
+a reader never sees half a file.
 The catalog keeps each file's SHA-256, so a truncated or altered file is refused on load
 (:class:`IndexFileError`) and the search falls back to exact search.
 """
@@ -26,6 +28,7 @@ from lookalike.errors import SearchError
 from lookalike.search.vindex._faiss import faiss as load_faiss
 
 _FILES = ("index.faiss", "ids.npy")
+_REFINE = "refine.faiss"
 
 
 class IndexFileError(SearchError):
@@ -68,8 +71,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
-    """Write ``index`` and its sorted ``ids`` as a new build folder under ``root/name``; return its ref."""
+def _files(ref: BuildRef) -> tuple[str, ...]:
+    """The files of a build: the two every build has, and the refine codes where it was written with them."""
+    return _FILES + ((_REFINE,) if _REFINE in ref.sha256 else ())
+
+
+def write_build(root: Path, name: str, index: Any, ids: np.ndarray, refine: Any = None) -> BuildRef:
+    """Write ``index``, its sorted ``ids`` (and its ``refine`` codes) as a new build folder under ``root/name``;
+    return its ref."""
     faiss = load_faiss()
 
     parent = root / name
@@ -78,9 +87,13 @@ def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
     try:
         faiss.write_index(index, str(tmp / "index.faiss"))
         np.save(tmp / "ids.npy", np.ascontiguousarray(ids, np.int64))
+        names: tuple[str, ...] = _FILES
+        if refine is not None:
+            faiss.write_index(refine, str(tmp / _REFINE))
+            names += (_REFINE,)
         sums = {}
         size = 0
-        for f in _FILES:
+        for f in names:
             with open(tmp / f, "rb+") as fh:
                 os.fsync(fh.fileno())
             sums[f] = _sha256(tmp / f)
@@ -96,7 +109,7 @@ def write_build(root: Path, name: str, index: Any, ids: np.ndarray) -> BuildRef:
 def _check_sizes(folder: Path, ref: BuildRef) -> None:
     """Both files there, with the sizes the build wrote (a cheap test for a missing or truncated file)."""
     size = 0
-    for f in _FILES:
+    for f in _files(ref):
         path = folder / f
         if not path.is_file():
             raise IndexFileError(f"vector index file {path} is missing", hint="rebuild the index")
@@ -118,13 +131,14 @@ def read_ids(root: Path, ref: BuildRef) -> np.ndarray:
     return np.load(folder / "ids.npy")
 
 
-def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
-    """The faiss index and sorted ids of a build; :class:`IndexFileError` when a file is missing or altered."""
+def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray, Any]:
+    """The faiss index, sorted ids and refine codes (None where the build has none) of a build;
+    :class:`IndexFileError` when a file is missing or altered."""
     faiss = load_faiss()
 
     folder = root / ref.folder
     _check_sizes(folder, ref)
-    for f in _FILES:
+    for f in _files(ref):
         path = folder / f
         if _sha256(path) != ref.sha256.get(f):
             raise IndexFileError(
@@ -134,9 +148,10 @@ def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray]:
     try:
         index = faiss.read_index(str(folder / "index.faiss"))
         ids = np.load(folder / "ids.npy")
+        refine = faiss.read_index(str(folder / _REFINE)) if _REFINE in ref.sha256 else None
     except (RuntimeError, OSError, ValueError) as err:
         raise IndexFileError(f"vector index file in {folder} cannot be read: {err}", hint="rebuild the index") from None
-    return index, ids
+    return index, ids, refine
 
 
 def remove_others(root: Path, name: str, keep: str | None, *, spare: bool = True) -> None:

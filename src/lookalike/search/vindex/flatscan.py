@@ -12,6 +12,10 @@ candidates, it searches the IVF with its selector.
 :func:`flat_scan` makes the plain index once per loaded index, from a copy of the IVF list's packed codes (the two
 indexes pack 4-bit codes into blocks of 32 alike: ``tests/unit/test_vindex.py`` checks they return the same
 candidates); it costs one more copy of the codes (32 bytes a 512-d face).
+
+Where the index has refine codes (:func:`~lookalike.search.vindex.build.wants_refine`: 4-bit scalar codes in the
+list's order), the view pairs them with the scan in a faiss ``IndexRefine``: the scan's candidates are ranked by
+the scalar codes in one C++ call, and only the best few are handed back for the exact re-rank.
 """
 
 from __future__ import annotations
@@ -36,15 +40,32 @@ class FlatScan:
 
     index: Any  # faiss.IndexPQFastScan
     ids: np.ndarray
+    #: the scan and the refine codes as one faiss IndexRefine (None: the index has no refine codes)
+    refined: Any = None
+    refine: Any = None  # the refine codes' index, kept alive beside the IndexRefine that points at it
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         """The ids of each query's ``k`` best codes, -1 where there are fewer, as ``IndexIVF.search`` gives."""
         _, pos = self.index.search(queries, k)
+        return self._ids(pos)
+
+    def search_refined(self, queries: np.ndarray, scanned: int, keep: int) -> np.ndarray:
+        """The ids of the ``keep`` best by the refine codes among each query's ``scanned`` best codes (-1 where
+        there are fewer); needs :attr:`refined`."""
+        faiss = load_faiss()
+
+        params = faiss.IndexRefineSearchParameters()
+        params.k_factor = (scanned + 0.5) / keep  # faiss takes int(keep * k_factor) candidates: exactly `scanned`
+        _, pos = self.refined.search(queries, keep, params=params)
+        return self._ids(pos)
+
+    def _ids(self, pos: np.ndarray) -> np.ndarray:
         return np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
 
 
-def make_flat_scan(index: Any) -> FlatScan | None:
-    """The plain fast-scan view of ``index``, or None when it is not a one-list PQ fast-scan IVF (or is empty)."""
+def make_flat_scan(index: Any, refine: Any = None) -> FlatScan | None:
+    """The plain fast-scan view of ``index`` (paired with its ``refine`` codes when given), or None when it is
+    not a one-list PQ fast-scan IVF (or is empty)."""
     faiss = load_faiss()
 
     ivf = faiss.downcast_index(index)
@@ -67,7 +88,9 @@ def make_flat_scan(index: Any) -> FlatScan | None:
     flat.ntotal = size
     flat.ntotal2 = blocks * int(lists.n_per_block)
     ids = np.array(faiss.rev_swig_ptr(lists.get_ids(0), size), dtype=np.int64, copy=True)
-    return FlatScan(flat, ids)
+    if refine is None or int(refine.ntotal) != size:
+        return FlatScan(flat, ids)
+    return FlatScan(flat, ids, faiss.IndexRefine(flat, refine), refine)
 
 
 def flat_scan(loaded: LoadedIndex) -> FlatScan | None:
@@ -75,6 +98,6 @@ def flat_scan(loaded: LoadedIndex) -> FlatScan | None:
     if loaded.flat is None:
         with _LOCK:
             if loaded.flat is None:
-                view = make_flat_scan(loaded.index)
+                view = make_flat_scan(loaded.index, loaded.refine)
                 loaded.flat = view if view is not None else False
     return loaded.flat or None

@@ -71,7 +71,7 @@ def build_record(dataset_path: str, rec: IndexRecord, source: VectorSource) -> I
             hint=f"use num_lists <= {n}, or leave it out to have it chosen from the table size",
         )
     built = builder.build(rec.spec, source.matrix, source.ids)
-    ref = write_build(index_root(dataset_path), slug(rec.table_key, rec.name), built.index, built.ids)
+    ref = write_build(index_root(dataset_path), slug(rec.table_key, rec.name), built.index, built.ids, built.refine)
     return rec.with_build(
         {
             "ref": ref.to_dict(),
@@ -104,12 +104,13 @@ def refresh_record(dataset_path: str, rec: IndexRecord, source: VectorSource) ->
     loaded = load(dataset_path, rec)
     index = _clone(loaded.index)
     started = time.perf_counter()
-    held, added, removed = builder.update(rec.spec, index, loaded.ids, source.matrix, source.ids)
+    up = builder.update(rec.spec, index, loaded.ids, source.matrix, source.ids, loaded.refine)
+    held, added, removed = up.ids, up.added, up.removed
     if not added and not removed:
         return None
     if held.size < MIN_ROWS:
         return build_record(dataset_path, rec, source)
-    ref = write_build(index_root(dataset_path), slug(rec.table_key, rec.name), index, held)
+    ref = write_build(index_root(dataset_path), slug(rec.table_key, rec.name), index, held, up.refine)
     new = dict(b)
     new.update(
         ref=ref.to_dict(),
@@ -164,7 +165,7 @@ def load(dataset_path: str, rec: IndexRecord) -> LoadedIndex:
         if hit is not None:
             _LOADED.move_to_end(key)
             return hit
-    index, ids = read_build(root, ref)
+    index, ids, refine = read_build(root, ref)
     loaded = LoadedIndex(
         name=rec.name,
         spec=rec.spec,
@@ -173,6 +174,7 @@ def load(dataset_path: str, rec: IndexRecord) -> LoadedIndex:
         lists=int(rec.build["lists"]),
         unit=bool(rec.build["unit"]),
         dim=int(rec.build["dim"]),
+        refine=refine,
     )
     with _LOCK:
         _LOADED[key] = loaded

@@ -29,6 +29,8 @@ from lookalike.search.vindex.spec import (
     DEFAULT_FRACTION_LISTS,
     DISTANCE_NAMES,
     HNSW_COARSE_FROM,
+    REFINE_EXACT_MIN,
+    REFINE_EXACT_PER_K,
     RERANK_MIN,
     RERANK_PER_K,
     RERANK_ROWS,
@@ -60,6 +62,8 @@ class LoadedIndex:
     #: the codes as a plain fast-scan index (see :mod:`~lookalike.search.vindex.flatscan`): None until first
     #: asked for, False when the index has none
     flat: Any = None
+    #: 4-bit scalar codes in the list's order (``build.wants_refine``), or None
+    refine: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class IndexUsage:
     unindexed_rows: int = 0
     fraction_lists_to_search: float | None = None
     candidates: int | None = None
+    #: of the candidates, how many were re-ranked with the stored vectors (the best by the refine codes)
+    reranked_exactly: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +89,7 @@ class IndexUsage:
             "unindexed_rows": self.unindexed_rows,
             "fraction_lists_to_search": self.fraction_lists_to_search,
             "candidates_reranked": self.candidates,
+            "candidates_reranked_exactly": self.reranked_exactly,
         }
 
     def summary(self) -> str:
@@ -164,6 +171,7 @@ def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
     if unique and ids.size and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * ids.size + 1024:
         lookup = np.full(int(sorted_ids[-1]) + 1, -1, np.int64)
         lookup[ids] = np.arange(ids.size)
+        order = sorted_ids = np.zeros(0, np.int64)  # rows_of needs only the lookup (16 bytes a row less)
     return Delta(order, sorted_ids, np.flatnonzero(~held), allowed, lookup)
 
 
@@ -202,6 +210,11 @@ def rerank_candidates(k: int, rows: int) -> int:
     scale = rows / RERANK_ROWS
     steep = max(1.0, scale / RERANK_STEEP_FROM) ** RERANK_STEEP_EXP
     return round(base * math.sqrt(max(1.0, min(scale, RERANK_STEEP_FROM))) * steep)
+
+
+def exact_rerank_rows(k: int) -> int:
+    """Of a TREE_AH index's candidates ranked by its refine codes, how many are re-ranked exactly."""
+    return max(REFINE_EXACT_MIN, REFINE_EXACT_PER_K * k)
 
 
 def _distances(sim: np.ndarray, distance: Distance, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
@@ -271,6 +284,9 @@ def search_rows(
         idx, dists = exact_top_k(whole(), queries, k, distance)
         return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
+    excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
+    view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
+    keep = min(cand, exact_rerank_rows(k)) if view is not None and view.refined is not None else cand
     q_sq = np.einsum("ij,ij->i", queries, queries)
     parts_q: list[np.ndarray] = []
     parts_r: list[np.ndarray] = []
@@ -282,22 +298,26 @@ def search_rows(
         unindexed_rows=int(d.unindexed.size),
         fraction_lists_to_search=float(f),
         candidates=int(cand) if spec.index_type == "TREE_AH" else None,
+        reranked_exactly=int(keep) if spec.index_type == "TREE_AH" else None,
     )
     if indexed > 0:
         probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
-        # ids the index holds that must not come back (deleted since the build, or left out by a pre-filter)
-        excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
-        view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
+        # `excluded`: ids the index holds that must not come back (deleted since the build, or left out by a
+        # pre-filter)
         if view is not None:
             # the plain scan, faster for many candidates; asked for `excluded` more, its first `cand` admitted
-            # ones are those the IVF's id selector would give
-            labels = view.search(probe, cand + excluded)
+            # ones are those the IVF's id selector would give (with refine codes: the first `keep` admitted of
+            # the best `keep + excluded` by those codes among them)
+            if keep < cand:
+                labels = view.search_refined(probe, cand + excluded, keep + excluded)
+            else:
+                labels = view.search(probe, cand + excluded)
             if excluded:
                 assert d.allowed is not None
-                labels = _admitted(labels, d.allowed, cand)
+                labels = _admitted(labels, d.allowed, keep)
         else:
             _, labels = loaded.index.search(probe, cand, params=_ivf_params(loaded, d, nprobe))
-        if d.lookup is not None and not d.unindexed.size and cand >= k and bool((labels >= 0).all()):
+        if d.lookup is not None and not d.unindexed.size and keep >= k and bool((labels >= 0).all()):
             return (*_rerank_each(matrix, queries, d.lookup[labels], k, distance, q_sq), usage)
         valid = labels >= 0
         qidx = np.nonzero(valid)[0]

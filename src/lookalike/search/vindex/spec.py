@@ -39,6 +39,17 @@ RERANK_PER_K = 50
 RERANK_ROWS = 200_000
 RERANK_STEEP_FROM = 5
 RERANK_STEEP_EXP = 0.7
+#: TREE_AH indexes with refine codes (``build.wants_refine``) rank their candidates by 4-bit scalar codes first and
+#: read back only the best ``max(REFINE_EXACT_MIN, REFINE_EXACT_PER_K * k)`` for the exact distances. Measured on
+#: the ``benchmarks/ann.py`` workload (2026-12-02): of the exact same-person hits among 2,000 candidates of 1M
+#: faces, the best 20 by the scalar codes kept 99.82 % against 99.86 % for all 2,000, the best 50 all of them;
+#: at 10M, of 5,000 and 10,000 candidates, the best 50 kept all of them.
+REFINE_EXACT_MIN = 50
+REFINE_EXACT_PER_K = 5
+#: Tables from this many vectors get refine codes. Below it, the float32 matrix a re-rank reads is at most a few
+#: GB and re-ranking all candidates from it costs about what the codes cost (at 10M rows, 5,600 candidates took
+#: 3-4 ms either way): the codes are for the tables whose float32 matrix should not have to stay in memory.
+REFINE_FROM_ROWS = 2_000_000
 
 OPTION_HELP = {
     "index_type": "'IVF' or 'TREE_AH' (required)",

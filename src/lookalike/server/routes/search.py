@@ -115,7 +115,12 @@ class IndexUsageOut(BaseModel):
     indexed_rows: int
     unindexed_rows: int = Field(description="Faces added since the build, searched exactly.")
     fraction_lists_to_search: float | None
-    candidates_reranked: int | None
+    candidates_reranked: int | None = Field(description="TREE_AH: candidates the index's codes kept.")
+    candidates_reranked_exactly: int | None = Field(
+        None,
+        description="TREE_AH: of those, how many were ranked with the stored vectors (fewer than the candidates "
+        "where the index has refine codes).",
+    )
 
 
 class QueryFaceOut(BaseModel):
