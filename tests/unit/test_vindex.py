@@ -188,6 +188,13 @@ def test_refined_search_reranks_the_best_few_exactly(
         sims = np.einsum("qkd,qd->qk", x[cur][rows], q)
         assert np.allclose(dist, 1 - sims, atol=1e-5)  # distances from the stored vectors
         assert (rows[:, 0] == exact[:, 0]).mean() >= 0.95
+    # scanned in two parts (as a table of millions is), the refine codes pick the same rows
+    from lookalike.search.vindex.flatscan import make_flat_scan
+
+    one, two = make_flat_scan(b.index, b.refine), make_flat_scan(b.index, b.refine, parts=2)
+    assert one is not None and two is not None and len(two.parts) == 2
+    got, want = two.search_refined(q, 500, 50), one.search_refined(q, 500, 50)
+    assert np.mean([np.intersect1d(g, w).size for g, w in zip(got, want, strict=True)]) >= 49
 
 
 def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -246,7 +253,7 @@ def test_refine_codes_are_written_and_checked(
     index, _, refine = read_build(tmp_path, ref)
     assert refine is not None and refine.ntotal == 2000
     got, want = make_flat_scan(index, refine), make_flat_scan(b.index, b.refine)
-    assert got is not None and want is not None and got.refined is not None
+    assert got is not None and want is not None and got.refine is not None
     assert (got.search_refined(q, 500, 50) == want.search_refined(q, 500, 50)).all()
     path = tmp_path / ref.folder / "refine.faiss"
     data_bytes = bytearray(path.read_bytes())
@@ -258,6 +265,55 @@ def test_refine_codes_are_written_and_checked(
     with pytest.raises(IndexFileError, match="is missing"):
         read_build(tmp_path, ref)
     assert read_build(tmp_path, write_build(tmp_path, "u", b.index, b.ids))[2] is None  # a build without them
+
+
+@pytest.mark.parametrize("distance", ["COSINE", "EUCLIDEAN"])
+def test_refine_scores_are_the_decoded_vectors(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], refine_small, distance: str
+) -> None:
+    """The numpy scoring of 4-bit codes gives faiss's own decoded vectors' inner products (or minus squared L2
+    distances), for vectors that are not of unit length too."""
+    from lookalike.search.vindex.refine import refine_codes
+
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": distance})
+    scaled = x * np.linspace(0.5, 2.0, x.shape[0], dtype=np.float32)[:, None] if distance == "EUCLIDEAN" else x
+    b = build(spec, scaled[:3000], ids[:3000])
+    codes = refine_codes(b.refine)
+    assert codes is not None and codes.inner_product is (distance == "COSINE")
+    pos = np.array([5, 0, 2999, 17, 17])
+    decoded = b.refine.reconstruct_batch(pos)
+    for query in q[:5] * 1.7:
+        want = decoded @ query if distance == "COSINE" else -((decoded - query) ** 2).sum(1) + query @ query
+        assert np.allclose(codes.scores(query, pos), want, atol=1e-4)
+    import faiss
+
+    assert refine_codes(faiss.IndexScalarQuantizer(64, faiss.ScalarQuantizer.QT_8bit)) is None
+
+
+def test_a_view_scanned_in_parts_finds_what_one_scan_finds(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Split into parts (scanned from several threads), the view returns the same best codes in the same order
+    (ties aside), part offsets included, for a count of codes that does not fill the last block."""
+    from lookalike.search.vindex.flatscan import make_flat_scan
+
+    x, ids, q = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:5001], ids[:5001])
+    one = make_flat_scan(b.index)
+    assert one is not None and len(one.parts) == 1
+    for parts in (2, 3):
+        split = make_flat_scan(b.index, parts=parts)
+        assert split is not None and len(split.parts) == parts
+        assert sum(p.ntotal for p, _ in split.parts) == 5001
+        for k in (10, 300, 6000):
+            got_d, got = split.scan(q, k)
+            want_d, want = one.index.search(q, k)
+            assert np.array_equal(got_d, want_d)  # the same distances, best first
+            # the scan's distances are quantized: a tie at the k-th place may be broken either way, every code
+            # better than the k-th is found by both
+            better = want_d > want_d[:, -1:]
+            assert all(set(g[b]) == set(w[b]) for g, w, b in zip(got, want, better, strict=True))
+        assert (split.search(q, 6000)[:, 5001:] == -1).all()
 
 
 def test_flat_scan_with_rows_left_out(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:

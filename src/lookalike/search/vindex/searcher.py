@@ -286,7 +286,7 @@ def search_rows(
     cand = min(cand, max(indexed, 1))
     excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
     view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
-    keep = min(cand, exact_rerank_rows(k)) if view is not None and view.refined is not None else cand
+    keep = min(cand, exact_rerank_rows(k)) if view is not None and view.refine is not None else cand
     q_sq = np.einsum("ij,ij->i", queries, queries)
     parts_q: list[np.ndarray] = []
     parts_r: list[np.ndarray] = []
@@ -306,15 +306,16 @@ def search_rows(
         # pre-filter)
         if view is not None:
             # the plain scan, faster for many candidates; asked for `excluded` more, its first `cand` admitted
-            # ones are those the IVF's id selector would give (with refine codes: the first `keep` admitted of
-            # the best `keep + excluded` by those codes among them)
+            # ones are those the IVF's id selector would give (with refine codes: the best `keep` of those by the
+            # refine codes)
+            allowed = d.allowed
             if keep < cand:
-                labels = view.search_refined(probe, cand + excluded, keep + excluded)
+                admit = None if allowed is None else (lambda found: _in_sorted(allowed, found))
+                labels = view.search_refined(probe, cand + excluded, keep, admit)
             else:
                 labels = view.search(probe, cand + excluded)
-            if excluded:
-                assert d.allowed is not None
-                labels = _admitted(labels, d.allowed, keep)
+                if allowed is not None:
+                    labels = _admitted(labels, allowed, keep)
         else:
             _, labels = loaded.index.search(probe, cand, params=_ivf_params(loaded, d, nprobe))
         if d.lookup is not None and not d.unindexed.size and keep >= k and bool((labels >= 0).all()):

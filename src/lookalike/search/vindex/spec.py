@@ -46,9 +46,9 @@ RERANK_STEEP_EXP = 0.7
 #: at 10M, of 5,000 and 10,000 candidates, the best 50 kept all of them.
 REFINE_EXACT_MIN = 50
 REFINE_EXACT_PER_K = 5
-#: Tables from this many vectors get refine codes. Below it, the float32 matrix a re-rank reads is at most a few
-#: GB and re-ranking all candidates from it costs about what the codes cost (at 10M rows, 5,600 candidates took
-#: 3-4 ms either way): the codes are for the tables whose float32 matrix should not have to stay in memory.
+#: Tables from this many vectors get refine codes (256 bytes a 512-d vector more in memory). Below it, the
+#: float32 matrix a re-rank reads is under 4 GB and the candidates are fewer (1,118 at 1M): re-ranking them all
+#: from it is fast. The codes are for the tables whose float32 matrix should not have to stay in memory.
 REFINE_FROM_ROWS = 2_000_000
 
 OPTION_HELP = {
