@@ -158,14 +158,21 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 
 def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
     ids = np.asarray(ids, np.int64)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    # everything from the sorted ids, in linear passes (searching sorted keys, no hashing: see sorted_unique)
-    held_sorted = _in_sorted(loaded.ids, sorted_ids)
-    held = np.empty(ids.size, bool)
-    held[order] = held_sorted
-    present = _first_of_runs(sorted_ids[held_sorted])
-    allowed = None if present.size == loaded.ids.size else present
+    ascending = ids.size < 2 or bool(np.all(ids[1:] > ids[:-1]))  # rows in id order: no sort needed
+    order = np.arange(ids.size) if ascending else np.argsort(ids, kind="stable")
+    sorted_ids = ids if ascending else ids[order]
+    if sorted_ids.size == loaded.ids.size and np.array_equal(sorted_ids, loaded.ids):
+        # the index holds exactly these rows (the usual case: it was refreshed with them), found in one compare;
+        # the search below took 0.7 s of a 3M-row CLI search here
+        held = np.ones(ids.size, bool)
+        allowed = None
+    else:
+        # everything from the sorted ids, in linear passes (searching sorted keys, no hashing: see sorted_unique)
+        held_sorted = _in_sorted(loaded.ids, sorted_ids)
+        held = np.empty(ids.size, bool)
+        held[order] = held_sorted
+        present = _first_of_runs(sorted_ids[held_sorted])
+        allowed = None if present.size == loaded.ids.size else present
     lookup = None
     unique = ids.size < 2 or bool(np.all(sorted_ids[1:] != sorted_ids[:-1]))
     if unique and ids.size and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * ids.size + 1024:
