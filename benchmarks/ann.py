@@ -44,10 +44,10 @@ the mapped file (as Lookalike's matrix cache maps it), so that its memory is the
 process's peak RSS, ``rss_anon_mb`` its private memory and ``rss_file_mb`` the pages of the mapped file it holds
 (the OS page cache, shared and reclaimable). Points: the default candidate count and 2,000, 5,000 and 10,000.
 
-From 4M rows (``REFINE_FROM_ROWS``) a TREE_AH index has refine codes (``build.wants_refine``): its candidates are ranked by 4-bit scalar
-codes and only ``reranked_exactly`` of them are re-ranked with the stored vectors; ``refine`` says whether a row
-used them, ``refine_bytes`` their size (counted in ``index_bytes``). Where an in-memory size has them, one more
-TREE_AH point searches the same index without them.
+From 4M rows (``REFINE_FROM_ROWS``) a TREE_AH index has refine codes (``build.wants_refine``): its candidates are
+ranked by 4-bit scalar codes and only ``reranked_exactly`` of them are re-ranked with the stored vectors;
+``refine`` says whether a row used them, ``refine_bytes`` their size (counted in ``index_bytes``). Where an
+in-memory size has them, one more TREE_AH point searches the same index without them.
 
 Usage::
 
