@@ -212,7 +212,11 @@ def _realign(
     out.is_trained = True
     out.codes.resize(int(after.size) * size)
     codes = _codes(out, int(after.size))
-    codes[found] = old[order[pos[found]]]
+    source = order[pos]
+    for start in range(0, after.size, _ADD_ROWS):  # a chunk at a time: no whole-size temporary
+        part = slice(start, min(after.size, start + _ADD_ROWS))
+        keep = found[part]
+        codes[part][keep] = old[source[part][keep]]
     fresh = after[~found]
     if fresh.size:
         rows = first[np.searchsorted(uniq, fresh)]
