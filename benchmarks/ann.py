@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import resource
 import time
@@ -489,6 +490,7 @@ def large_worker(args_path: str) -> None:
     """Search a large table's TREE_AH index in this fresh process, which holds the index file and the
     memory-mapped table and nothing else; writes its points as JSON (``out`` in the arguments file)."""
     import lookalike.search.vindex.searcher as searcher_mod
+    from lookalike.search.vindex.files import read_refine
     from lookalike.search.vindex.searcher import LoadedIndex, delta, search_rows
     from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
 
@@ -502,8 +504,12 @@ def large_worker(args_path: str) -> None:
     q, q_labels = qz["q"], qz["q_labels"]
     t0 = time.perf_counter()
     matrix = np.load(a["table"], mmap_mode="r")
+    # the re-rank reads scattered rows through a second mapping advised for random access, as Lookalike's matrix
+    # cache maps it (``diskcache._scattered``)
+    scattered = np.load(a["table"], mmap_mode="r")
+    scattered._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
     index = faiss.read_index(a["index"])
-    refine = faiss.read_index(a["refine"]) if a.get("refine") else None
+    refine = read_refine(a["refine"]) if a.get("refine") else None
     n = int(matrix.shape[0])
     ids = np.arange(n, dtype=np.int64)
     spec = IndexSpec.from_json(a["spec"])
@@ -517,7 +523,7 @@ def large_worker(args_path: str) -> None:
     for rerank in (None, *LARGE_RERANKS):
 
         def search(qs: np.ndarray) -> np.ndarray:
-            return search_rows(li, matrix, ids, qs, K, "cosine", knobs, cached=d)[0]
+            return search_rows(li, scattered, ids, qs, K, "cosine", knobs, cached=d, scan=matrix)[0]
 
         saved = (searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS)
         if rerank is not None:
