@@ -490,6 +490,7 @@ def large_worker(args_path: str) -> None:
     """Search a large table's TREE_AH index in this fresh process, which holds the index file and the
     memory-mapped table and nothing else; writes its points as JSON (``out`` in the arguments file)."""
     import lookalike.search.vindex.searcher as searcher_mod
+    from lookalike.search.rowreader import RowReader
     from lookalike.search.vindex.files import read_refine
     from lookalike.search.vindex.searcher import LoadedIndex, delta, search_rows
     from lookalike.search.vindex.spec import IndexSpec, SearchKnobs
@@ -508,6 +509,7 @@ def large_worker(args_path: str) -> None:
     # cache maps it (``diskcache._scattered``)
     scattered = np.load(a["table"], mmap_mode="r")
     scattered._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    reader = RowReader(a["table"])  # where the index has refine codes, the exact re-rank reads with pread
     index = faiss.read_index(a["index"])
     refine = read_refine(a["refine"]) if a.get("refine") else None
     n = int(matrix.shape[0])
@@ -523,7 +525,7 @@ def large_worker(args_path: str) -> None:
     for rerank in (None, *LARGE_RERANKS):
 
         def search(qs: np.ndarray) -> np.ndarray:
-            return search_rows(li, scattered, ids, qs, K, "cosine", knobs, cached=d, scan=matrix)[0]
+            return search_rows(li, scattered, ids, qs, K, "cosine", knobs, cached=d, scan=matrix, reader=reader)[0]
 
         saved = (searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS)
         if rerank is not None:

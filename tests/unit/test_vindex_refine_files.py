@@ -45,6 +45,12 @@ def test_refine_codes_are_built_loaded_and_refreshed(tmp_path: Path, monkeypatch
     assert (np.einsum("ij,ij->i", decoded, truth) / np.linalg.norm(decoded, axis=1)).min() > 0.9
     rows, dist, usage = search_rows(again, x[cur], ids[cur], q, 10, "cosine", SearchKnobs())
     assert usage.reranked_exactly == 50 and usage.to_dict()["candidates_reranked_exactly"] == 50
+    # the exact re-rank can read its rows with pread: the same answer
+    from lookalike.search.rowreader import RowReader
+
+    np.save(tmp_path / "rows.npy", x[cur])
+    read = search_rows(again, x[cur], ids[cur], q, 10, "cosine", SearchKnobs(), reader=RowReader(tmp_path / "rows.npy"))
+    assert np.array_equal(read[0], rows) and np.array_equal(read[1], dist)
     exact, exact_d = top_k(x[cur], q, 10, "cosine")
     assert (rows[:, 0] == exact[:, 0]).mean() >= 0.95
     assert np.allclose(dist[:, 0][rows[:, 0] == exact[:, 0]], exact_d[:, 0][rows[:, 0] == exact[:, 0]], atol=1e-6)

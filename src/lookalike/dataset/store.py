@@ -11,6 +11,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -102,6 +103,9 @@ class FaceMatrix:
     #: The same rows mapped a second time for scattered reads (a vector index's re-rank): a page fault there reads
     #: that page, not the neighbours a scan would want next. ``None`` when ``matrix`` is in memory.
     scattered: np.ndarray | None = None
+    #: The same rows read one by one with ``pread`` (:class:`~lookalike.search.rowreader.RowReader`), for the
+    #: few dozen rows a query that an index with refine codes re-ranks. ``None`` when ``matrix`` is in memory.
+    reader: Any = None
 
     @property
     def rows_for_gather(self) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from lookalike.dataset.store import FaceMatrix, TableInfo, UriColumn, fixed_to_numpy, load_matrix
+from lookalike.search.rowreader import RowReader
 
 #: Tables with fewer embedded faces load from DuckDB directly (well under a second) and are not cached.
 MIN_ROWS = 50_000
@@ -158,7 +159,25 @@ def _load(source: Path, info: TableInfo) -> FaceMatrix | None:
         return None
     if arrays["matrix"].ndim != 2 or arrays["matrix"].shape[1] != info.dim or len(uri) != len(arrays["face_id"]):
         return None
-    return FaceMatrix(table=info.name, version=info.version, uri=uri, scattered=_scattered(source), **arrays)
+    return FaceMatrix(
+        table=info.name,
+        version=info.version,
+        uri=uri,
+        scattered=_scattered(source),
+        reader=_reader(source, arrays["matrix"]),
+        **arrays,
+    )
+
+
+def _reader(source: Path, matrix: np.ndarray) -> RowReader | None:
+    """The matrix file as a :class:`RowReader` (``None`` where it cannot be read so, or is not ``matrix``)."""
+    try:
+        reader = RowReader(source / "matrix.npy")
+    except (OSError, ValueError):
+        return None
+    if reader.shape != tuple(matrix.shape) or reader.dtype != matrix.dtype:
+        return None
+    return reader
 
 
 def _scattered(source: Path) -> np.ndarray | None:

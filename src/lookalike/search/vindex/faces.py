@@ -234,7 +234,16 @@ def search(
                 _DELTAS.pop(next(iter(_DELTAS)))
     try:
         return search_rows(
-            loaded, fm.rows_for_gather, fm.face_id, queries, k, distance, knobs, cached=cached, scan=fm.matrix
+            loaded,
+            fm.rows_for_gather,
+            fm.face_id,
+            queries,
+            k,
+            distance,
+            knobs,
+            cached=cached,
+            scan=fm.matrix,
+            reader=fm.reader,
         )
     except (RuntimeError, LookalikeError) as err:  # a faiss failure must not become a wrong answer
         if isinstance(err, SearchError) and "dimensions" in err.message:

@@ -243,13 +243,16 @@ def search_rows(
     *,
     cached: Delta | None = None,
     scan: np.ndarray | None = None,
+    reader: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, IndexUsage]:
     """``(rows, distances, usage)`` like :func:`lookalike.search.exact.top_k`, using the index.
 
     ``matrix`` holds the current rows (for COSINE, of unit length), ``ids`` their ids; ``queries`` is
     ``(m, d)``. The caller has checked :func:`serves` and the dimension. ``scan``: the same rows to read
     whole where a search falls back to exact search (a mapping that reads ahead; default ``matrix``), when
-    ``matrix`` is mapped for scattered reads.
+    ``matrix`` is mapped for scattered reads. ``reader``: the same rows as a
+    :class:`~lookalike.search.rowreader.RowReader`, which the exact re-rank reads from where the index narrowed
+    its candidates with refine codes (a few dozen rows a query; read so, they stay out of this process's memory).
     """
 
     def whole() -> np.ndarray:  # made only on a fallback: for float16 rows it is a float32 copy
@@ -294,6 +297,7 @@ def search_rows(
     excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
     view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
     keep = min(cand, exact_rerank_rows(k)) if view is not None and view.refine is not None else cand
+    gather = reader if reader is not None and keep < cand else matrix  # where the exact re-rank reads rows
     q_sq = np.einsum("ij,ij->i", queries, queries)
     parts_q: list[np.ndarray] = []
     parts_r: list[np.ndarray] = []
@@ -326,7 +330,7 @@ def search_rows(
         else:
             _, labels = loaded.index.search(probe, cand, params=_ivf_params(loaded, d, nprobe))
         if d.lookup is not None and not d.unindexed.size and keep >= k and bool((labels >= 0).all()):
-            return (*_rerank_each(matrix, queries, d.lookup[labels], k, distance, q_sq), usage)
+            return (*_rerank_each(gather, queries, d.lookup[labels], k, distance, q_sq), usage)
         valid = labels >= 0
         qidx = np.nonzero(valid)[0]
         rows, which = d.rows_of(labels[valid])
@@ -339,9 +343,9 @@ def search_rows(
         for qi in range(m):
             lo, hi = bounds[qi], bounds[qi + 1]
             if hi > lo:
-                sims[lo:hi] = (np.asarray(matrix[rows[lo:hi]], np.float32) @ queries[qi : qi + 1].T)[:, 0]
+                sims[lo:hi] = (np.asarray(gather[rows[lo:hi]], np.float32) @ queries[qi : qi + 1].T)[:, 0]
         if distance == "euclidean":
-            picked = np.asarray(matrix[rows], np.float32)
+            picked = np.asarray(gather[rows], np.float32)
             x_sq = np.einsum("ij,ij->i", picked, picked)
         else:
             x_sq = np.ones(total)
