@@ -176,6 +176,10 @@ def test_a_vector_index_reranks_from_the_scattered_mapping(cached: Path, tmp_pat
     assert isinstance(fm.scattered, np.memmap) and fm.scattered is not fm.matrix
     np.testing.assert_array_equal(np.asarray(fm.scattered), np.asarray(fm.matrix))
     assert fm.rows_for_gather is fm.scattered
+    # and it is read row by row with pread, for the re-rank behind an index's refine codes
+    assert fm.reader is not None and fm.reader.shape == fm.matrix.shape
+    rows = np.array([len(fm.matrix) - 1, 0, 3])
+    np.testing.assert_array_equal(fm.reader[rows], np.asarray(fm.matrix)[rows])
     cache.clear()
     full = ds.search(QUERY, top_k=5, fraction_lists=1.0)
     exact = ds.search(QUERY, top_k=5, exact=True)
