@@ -9,8 +9,8 @@ system calls, a few tenths of a millisecond.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 class RowReader:
     """Rows of a C-ordered 2-D ``.npy`` file, read on demand: ``reader[rows]`` for an array of row numbers."""
 
-    __slots__ = ("_fd", "dtype", "ndim", "offset", "path", "row_bytes", "shape")
+    __slots__ = ("__weakref__", "_fd", "dtype", "ndim", "offset", "path", "row_bytes", "shape")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
@@ -39,6 +39,7 @@ class RowReader:
         self.ndim = 2
         self.row_bytes = self.shape[1] * self.dtype.itemsize
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        weakref.finalize(self, os.close, self._fd)  # closed with the reader (or at exit), never twice
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         rows = np.asarray(rows)
@@ -65,9 +66,3 @@ class RowReader:
 
     def __reduce__(self) -> tuple[type[RowReader], tuple[str]]:
         return RowReader, (self.path,)  # a new process opens the file again
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
