@@ -55,10 +55,10 @@ def wants_refine(factory: str, rows: int) -> bool:
     A one-list PQ fast-scan index (the default TREE_AH) scans every 4-bit PQ code and keeps thousands of
     candidates at 10M rows. Re-ranking them all from the stored float32 vectors reads one scattered page per
     candidate: at 10M rows 5,600 a query, and over many queries the whole 20 GB table ends up in memory (a
-    search process's RSS measured 20.8 GB). 4-bit scalar codes (256 bytes a 512-d vector, held in memory) rank
-    those candidates almost as the exact vectors do, so only the best few dozen are read back for the exact
-    distances: the same process peaked at 3.6 GB (``REFINE_*`` in :mod:`~lookalike.search.vindex.spec`; tables
-    from ``REFINE_FROM_ROWS`` vectors).
+    search process's RSS measured 20.8 GB). 4-bit scalar codes (256 bytes a 512-d vector, mapped from their
+    file) rank those candidates almost as the exact vectors do, so only the best few dozen are read back for the
+    exact distances: the same process peaked at 3.55 GB (``REFINE_*`` in :mod:`~lookalike.search.vindex.spec`;
+    tables from ``REFINE_FROM_ROWS`` vectors).
     """
     return rows >= REFINE_FROM_ROWS and factory.startswith("IVF1,PQ") and factory.endswith("fs")
 
