@@ -195,6 +195,13 @@ def test_refined_search_reranks_the_best_few_exactly(
     assert one is not None and two is not None and len(two.parts) == 2
     got, want = two.search_refined(q, 500, 50), one.search_refined(q, 500, 50)
     assert np.mean([np.intersect1d(g, w).size for g, w in zip(got, want, strict=True)]) >= 49
+    # searched from several threads at once (a server), each gets its own answer: the scan's thread pool and
+    # the scoring's per-thread buffers are shared safely
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda i: two.search_refined(q[i % 40 : i % 40 + 1], 500, 50), range(200)))
+    assert all((answers[i] == got[i % 40]).all() for i in range(200))
 
 
 def test_flat_scan_returns_the_ivf_candidates(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
