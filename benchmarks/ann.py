@@ -46,8 +46,7 @@ process's peak RSS, ``rss_anon_mb`` its private memory and ``rss_file_mb`` the p
 
 From 4M rows (``REFINE_FROM_ROWS``) a TREE_AH index has refine codes (``build.wants_refine``): its candidates are
 ranked by 4-bit scalar codes and only ``reranked_exactly`` of them are re-ranked with the stored vectors;
-``refine`` says whether a row used them, ``refine_bytes`` their size (counted in ``index_bytes``). Where an
-in-memory size has them, one more TREE_AH point searches the same index without them.
+``refine`` says whether a row used them, ``refine_bytes`` their size (counted in ``index_bytes``).
 
 Usage::
 
@@ -353,21 +352,17 @@ def run_size(
         size = faiss.serialize_index(b.index).nbytes
         refine_size = 0 if b.refine is None else faiss.serialize_index(b.refine).nbytes
         li = LoadedIndex("bench", spec, b.index, b.ids, b.lists, b.unit, 512, refine=b.refine)
-        bare = LoadedIndex("bench", spec, b.index, b.ids, b.lists, b.unit, 512)  # the same without refine codes
+        with_refine = b.refine is not None  # only from REFINE_FROM_ROWS, above the in-memory sizes
         d = delta(li, ids)
         settle(lambda qs, li=li, d=d: search_rows(li, matrix, ids, qs, K, "cosine", SearchKnobs(), cached=d), q)
         if index_type == "IVF":
-            points: list[tuple[float | None, int | None, bool]] = [(f, None, False) for f in IVF_FRACTIONS]
+            points: list[tuple[float | None, int | None]] = [(f, None) for f in IVF_FRACTIONS]
         else:
-            refined = b.refine is not None
-            points = [(None, None, refined), *[(None, r, refined) for r in RERANKS], (1.0, None, refined)]
-            if refined:
-                points.insert(1, (None, None, False))
-        for frac, rerank, with_refine in points:
+            points = [(None, None), *[(None, r) for r in RERANKS], (1.0, None)]
+        for frac, rerank in points:
             knobs = SearchKnobs(fraction_lists_to_search=frac)
-            used = li if with_refine or index_type == "IVF" else bare
 
-            def search(qs: np.ndarray, knobs: SearchKnobs = knobs, li: LoadedIndex = used, d: Any = d) -> np.ndarray:
+            def search(qs: np.ndarray, knobs: SearchKnobs = knobs, li: LoadedIndex = li, d: Any = d) -> np.ndarray:
                 return search_rows(li, matrix, ids, qs, K, "cosine", knobs, cached=d)[0]
 
             saved = (searcher_mod.RERANK_MIN, searcher_mod.RERANK_PER_K, searcher_mod.RERANK_ROWS)

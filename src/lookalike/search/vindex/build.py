@@ -10,6 +10,7 @@ import numpy as np
 
 from lookalike.errors import InvalidArgument
 from lookalike.search.vindex._faiss import faiss as load_faiss
+from lookalike.search.vindex.refine import codes_view
 from lookalike.search.vindex.spec import HNSW_COARSE_FROM, MIN_ROWS, PQ_MIN_ROWS, REFINE_FROM_ROWS, IndexSpec
 
 #: Training points per list, and at most this many in all (a random, seeded sample of the table).
@@ -202,7 +203,7 @@ def _realign(
     faiss = load_faiss()
 
     size = int(refine.code_size)
-    old = _codes(refine, int(refine.ntotal))
+    old = codes_view(refine, int(refine.ntotal))
     order = np.argsort(before, kind="stable")
     pos = np.minimum(np.searchsorted(before[order], after), max(before.size - 1, 0))
     found = before[order][pos] == after if before.size else np.zeros(after.size, bool)
@@ -211,7 +212,7 @@ def _realign(
     out.sq = refine.sq  # the trained ranges
     out.is_trained = True
     out.codes.resize(int(after.size) * size)
-    codes = _codes(out, int(after.size))
+    codes = codes_view(out, int(after.size))
     source = order[pos]
     for start in range(0, after.size, _ADD_ROWS):  # a chunk at a time: no whole-size temporary
         part = slice(start, min(after.size, start + _ADD_ROWS))
@@ -223,13 +224,3 @@ def _realign(
         codes[~found] = refine.sa_encode(prepare(spec, matrix[rows])).reshape(-1, size)
     out.ntotal = int(after.size)
     return out
-
-
-def _codes(index: Any, n: int) -> np.ndarray:
-    """The first ``n`` codes of a flat-codes faiss index as a writable ``(n, code_size)`` numpy view."""
-    faiss = load_faiss()
-
-    size = int(index.code_size)
-    if n == 0:
-        return np.zeros((0, size), np.uint8)
-    return faiss.rev_swig_ptr(index.codes.data(), n * size).reshape(n, size)

@@ -21,16 +21,16 @@ back only the best few for the exact re-rank. A view of many codes is scanned in
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.config import num_threads
 from lookalike.search.vindex._faiss import faiss as load_faiss
+from lookalike.search.vindex.ids import in_sorted
 from lookalike.search.vindex.refine import RefineCodes, refine_codes
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _cores() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """Threads for one query's scan: the process's (``LOOKALIKE_THREADS`` or all cores), at most 8."""
+    return min(8, num_threads())
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +78,6 @@ class FlatScan:
         """The one fast-scan index of an unsplit view."""
         assert len(self.parts) == 1
         return self.parts[0][0]
-
-    def positions(self, queries: np.ndarray, k: int) -> np.ndarray:
-        """List positions of each query's ``k`` best codes (-1 where there are fewer)."""
-        return self.scan(queries, k)[1]
 
     def scan(self, queries: np.ndarray, k: int, *, ordered: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(distances, positions)`` of each query's ``k`` best codes, best first as faiss gives them (in no
@@ -107,22 +104,21 @@ class FlatScan:
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         """The ids of each query's ``k`` best codes, -1 where there are fewer, as ``IndexIVF.search`` gives."""
-        return self._ids(self.positions(queries, k))
+        return self._ids(self.scan(queries, k)[1])
 
     def search_refined(
-        self, queries: np.ndarray, scanned: int, keep: int, admit: Callable[[np.ndarray], np.ndarray] | None = None
+        self, queries: np.ndarray, scanned: int, keep: int, allowed: np.ndarray | None = None
     ) -> np.ndarray:
         """The ids of the ``keep`` best by the refine codes among each query's ``scanned`` best codes (-1 where
-        there are fewer), counting only ids that ``admit`` (a mask of an id array) lets through; needs
-        :attr:`refine`."""
+        there are fewer), counting only ids among the sorted ``allowed`` (all when None); needs :attr:`refine`."""
         assert self.refine is not None
         pos = self.scan(queries, scanned, ordered=False)[1]
         out = np.full((pos.shape[0], keep), -1, np.int64)
         for qi in range(pos.shape[0]):
             p = pos[qi][pos[qi] >= 0]
             ids = self.ids[p]
-            if admit is not None:
-                ok = admit(ids)
+            if allowed is not None:
+                ok = in_sorted(allowed, ids)
                 p, ids = p[ok], ids[ok]
             if not p.size:
                 continue

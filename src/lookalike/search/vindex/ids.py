@@ -36,3 +36,10 @@ def content_ids(matrix: np.ndarray) -> np.ndarray:
             h ^= h >> np.uint64(29)
             out[start : start + _CHUNK] = h
     return (out & np.uint64(0x7FFF_FFFF_FFFF_FFFF)).astype(np.int64)
+
+
+def in_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are among the sorted ``keys`` (a boolean array shaped like ``values``)."""
+    if not keys.size:
+        return np.zeros(values.shape, bool)
+    return keys[np.minimum(np.searchsorted(keys, values), keys.size - 1)] == values

@@ -38,35 +38,35 @@ class RefineCodes:
         buf = _scratch(int(self.codes.shape[1]))
         if self.inner_product:
             w = q * self.scale
-            w_even, w_odd = np.ascontiguousarray(w[0::2]), np.ascontiguousarray(w[1::2])
+            weights = (np.ascontiguousarray(w[0::2]), np.ascontiguousarray(w[1::2]))
             base = np.float32(q @ self.vmin + 0.5 * w.sum())
         else:
             offset = self.vmin + 0.5 * self.scale
-            parts = [(self.scale[h::2].copy(), offset[h::2].copy(), np.ascontiguousarray(q[h::2])) for h in (0, 1)]
+            halves = [(self.scale[h::2].copy(), offset[h::2].copy(), np.ascontiguousarray(q[h::2])) for h in (0, 1)]
         for start in range(0, positions.size, _CHUNK):
             rows = positions[start : start + _CHUNK]
             m = rows.size
             g = np.take(self.codes, rows, axis=0, out=buf.codes[:m])
             nib, val, res = buf.nibbles[:m], buf.values[:m], out[start : start + m]
-            if self.inner_product:
-                np.bitwise_and(g, 15, out=nib)
-                val[...] = nib
-                np.matmul(val, w_even, out=res)
-                np.right_shift(g, 4, out=nib)
-                val[...] = nib
-                res += val @ w_odd
-                res += base
-                continue
-            res[...] = 0.0
-            for half, (scale, off, qh) in enumerate(parts):
+            for half in (0, 1):  # the even components (low nibbles), then the odd ones (high nibbles)
                 if half == 0:
                     np.bitwise_and(g, 15, out=nib)
                 else:
                     np.right_shift(g, 4, out=nib)
                 val[...] = nib
-                val *= scale
-                val += off  # the decoded components
-                res += 2.0 * (val @ qh) - np.einsum("ij,ij->i", val, val)
+                if self.inner_product:
+                    part = val @ weights[half]
+                else:
+                    scale, off, qh = halves[half]
+                    val *= scale
+                    val += off  # the decoded components
+                    part = 2.0 * (val @ qh) - np.einsum("ij,ij->i", val, val)
+                if half == 0:
+                    res[...] = part
+                else:
+                    res += part
+            if self.inner_product:
+                res += base
         return out
 
 
@@ -109,8 +109,16 @@ def refine_codes(index: Any) -> RefineCodes | None:
     if sq.metric_type not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2) or sq.d % 2:
         return None
     d = int(sq.d)
-    n = int(sq.ntotal)
-    size = int(sq.code_size)
-    codes = faiss.rev_swig_ptr(sq.codes.data(), n * size).reshape(n, size) if n else np.zeros((0, size), np.uint8)
+    codes = codes_view(sq, int(sq.ntotal))
     trained = faiss.vector_to_array(sq.sq.trained).astype(np.float32)
     return RefineCodes(sq, codes, trained[:d].copy(), trained[d:] / 15.0, sq.metric_type == faiss.METRIC_INNER_PRODUCT)
+
+
+def codes_view(index: Any, n: int) -> np.ndarray:
+    """The first ``n`` codes of a flat-codes faiss index as a writable ``(n, code_size)`` numpy view of its memory."""
+    faiss = load_faiss()
+
+    size = int(index.code_size)
+    if n == 0:
+        return np.zeros((0, size), np.uint8)
+    return faiss.rev_swig_ptr(index.codes.data(), n * size).reshape(n, size)

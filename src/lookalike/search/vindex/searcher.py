@@ -25,6 +25,7 @@ from lookalike.search.distances import Distance
 from lookalike.search.exact import top_k as exact_top_k
 from lookalike.search.vindex._faiss import faiss as load_faiss
 from lookalike.search.vindex.flatscan import flat_scan
+from lookalike.search.vindex.ids import in_sorted
 from lookalike.search.vindex.spec import (
     DEFAULT_FRACTION_LISTS,
     DISTANCE_NAMES,
@@ -144,13 +145,6 @@ def _first_of_runs(ordered: np.ndarray) -> np.ndarray:
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
-def _in_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are among the sorted ``keys`` (a boolean array shaped like ``values``)."""
-    if not keys.size:
-        return np.zeros(values.shape, bool)
-    return keys[np.minimum(np.searchsorted(keys, values), keys.size - 1)] == values
-
-
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` of int64 ids by one sort (numpy 2's hashing ``np.unique`` took 1.7 s on 3M ids here)."""
     return _first_of_runs(np.sort(np.asarray(values, np.int64), kind="stable"))
@@ -168,7 +162,7 @@ def delta(loaded: LoadedIndex, ids: np.ndarray) -> Delta:
         allowed = None
     else:
         # everything from the sorted ids, in linear passes (searching sorted keys, no hashing: see sorted_unique)
-        held_sorted = _in_sorted(loaded.ids, sorted_ids)
+        held_sorted = in_sorted(loaded.ids, sorted_ids)
         held = np.empty(ids.size, bool)
         held[order] = held_sorted
         present = _first_of_runs(sorted_ids[held_sorted])
@@ -294,6 +288,7 @@ def search_rows(
         idx, dists = exact_top_k(whole(), queries, k, distance)
         return idx, dists, unused("FEW_ROWS_AFTER_FILTER", f"{n} rows to search: searched exactly", loaded.name)
     cand = min(cand, max(indexed, 1))
+    # ids the index holds that must not come back (deleted since the build, or left out by a pre-filter)
     excluded = 0 if d.allowed is None else int(loaded.ids.size - d.allowed.size)
     view = flat_scan(loaded) if nprobe >= loaded.lists and excluded <= cand else None
     keep = min(cand, exact_rerank_rows(k)) if view is not None and view.refine is not None else cand
@@ -313,20 +308,16 @@ def search_rows(
     )
     if indexed > 0:
         probe = queries if not (spec.distance == "cosine" or spec.normalization == "L2") else _unit(queries)
-        # `excluded`: ids the index holds that must not come back (deleted since the build, or left out by a
-        # pre-filter)
         if view is not None:
             # the plain scan, faster for many candidates; asked for `excluded` more, its first `cand` admitted
             # ones are those the IVF's id selector would give (with refine codes: the best `keep` of those by the
             # refine codes)
-            allowed = d.allowed
             if keep < cand:
-                admit = None if allowed is None else (lambda found: _in_sorted(allowed, found))
-                labels = view.search_refined(probe, cand + excluded, keep, admit)
+                labels = view.search_refined(probe, cand + excluded, keep, d.allowed)
             else:
                 labels = view.search(probe, cand + excluded)
-                if allowed is not None:
-                    labels = _admitted(labels, allowed, keep)
+                if d.allowed is not None:
+                    labels = _admitted(labels, d.allowed, keep)
         else:
             _, labels = loaded.index.search(probe, cand, params=_ivf_params(loaded, d, nprobe))
         if d.lookup is not None and not d.unindexed.size and keep >= k and bool((labels >= 0).all()):
@@ -397,7 +388,7 @@ def _ivf_params(loaded: LoadedIndex, d: Delta, nprobe: int) -> Any:
 def _admitted(labels: np.ndarray, allowed: np.ndarray, keep: int) -> np.ndarray:
     """Per row of ``labels``, the first ``keep`` that are in the sorted ``allowed`` ids, in order (-1 after)."""
     out = np.full((labels.shape[0], keep), -1, np.int64)
-    ok = (labels >= 0) & _in_sorted(allowed, labels)
+    ok = (labels >= 0) & in_sorted(allowed, labels)
     rank = np.cumsum(ok, axis=1)
     ok &= rank <= keep
     r, c = np.nonzero(ok)
