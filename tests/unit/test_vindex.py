@@ -301,7 +301,7 @@ def test_refine_scores_are_the_decoded_vectors(
 def test_a_view_scanned_in_parts_finds_what_one_scan_finds(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Split into parts (scanned from several threads), the view returns the same best codes in the same order
     (ties aside), part offsets included, for a count of codes that does not fill the last block."""
-    from lookalike.search.vindex.flatscan import make_flat_scan
+    from lookalike.search.vindex.flatscan import BATCH_FROM, make_flat_scan
 
     x, ids, q = data
     spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
@@ -321,6 +321,10 @@ def test_a_view_scanned_in_parts_finds_what_one_scan_finds(data: tuple[np.ndarra
             better = want_d > want_d[:, -1:]
             assert all(set(g[b]) == set(w[b]) for g, w, b in zip(got, want, better, strict=True))
         assert (split.search(q, 6000)[:, 5001:] == -1).all()
+        # one query at a time (its parts from several threads) or all at once (the parts in turn, faiss's
+        # threads sharing out the queries): the same distances
+        single = np.concatenate([split.scan(q[i : i + 1], 300)[0] for i in range(len(q))])
+        assert len(q) >= BATCH_FROM and np.array_equal(single, split.scan(q, 300)[0])
 
 
 def test_flat_scan_with_rows_left_out(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:

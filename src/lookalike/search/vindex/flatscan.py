@@ -15,8 +15,8 @@ candidates); it costs one more copy of the codes (32 bytes a 512-d face).
 
 Where the index has refine codes (:func:`~lookalike.search.vindex.build.wants_refine`: 4-bit scalar codes in the
 list's order), the view ranks the scan's candidates by them (:mod:`~lookalike.search.vindex.refine`) and hands
-back only the best few for the exact re-rank. A view of many codes is scanned in parts from several threads
-(:data:`SPLIT_FROM`).
+back only the best few for the exact re-rank. A view of many codes is scanned in parts: one query's parts from
+several threads (:data:`SPLIT_FROM`), a batch's parts in turn (:data:`BATCH_FROM`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ _LOCK = threading.Lock()
 #: 8.8-9.7 ms in two halves; at 1M codes the whole search was slower in two (2.4-3.6 ms against 2.1-2.9 ms).
 SPLIT_FROM = 4_000_000
 PART_MIN = 2_000_000
+#: From this many queries at once, the parts are scanned one after another, each by faiss's threads sharing out
+#: the queries: a part's codes are then read from memory once for several queries. The scan is bound by memory
+#: bandwidth: one query's scan of 10M codes reads 320 MB, and this VM's two cores read 34-35 GB/s together
+#: (25-27 GB/s one alone), so one query cannot scan 10M codes in less than about 9 ms however it is split.
+#: Measured on the ``benchmarks/ann.py`` 10M table (2 vCPUs AMD EPYC, 2026-12-02), ms a query for 2, 4, 8 and
+#: 100 queries at once: 8.0, 5.6, 4.9, 6.1 this way, against 11.9, 8.0, 7.9, 7.0 with each query's parts from
+#: the threads.
+BATCH_FROM = 2
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -85,7 +93,11 @@ class FlatScan:
         if len(self.parts) == 1:
             dist, pos = self.parts[0][0].search(queries, k)
             return np.asarray(dist), np.asarray(pos)
-        found = list(_pool().map(lambda part: part[0].search(queries, k), self.parts))
+        if queries.shape[0] >= BATCH_FROM:
+            # faiss's own threads share out the queries, and each part's codes are read once for several
+            found = [part[0].search(queries, k) for part in self.parts]
+        else:
+            found = list(_pool().map(lambda part: part[0].search(queries, k), self.parts))
         dist = np.concatenate([d for d, _ in found], axis=1)
         offsets = [off for _, off in self.parts]
         pos = np.concatenate(
@@ -111,23 +123,35 @@ class FlatScan:
     ) -> np.ndarray:
         """The ids of the ``keep`` best by the refine codes among each query's ``scanned`` best codes (-1 where
         there are fewer), counting only ids among the sorted ``allowed`` (all when None); needs :attr:`refine`."""
-        assert self.refine is not None
+        refine = self.refine
+        assert refine is not None
         pos = self.scan(queries, scanned, ordered=False)[1]
         out = np.full((pos.shape[0], keep), -1, np.int64)
-        for qi in range(pos.shape[0]):
+
+        def best(qi: int) -> None:
             p = pos[qi][pos[qi] >= 0]
             ids = self.ids[p]
             if allowed is not None:
                 ok = in_sorted(allowed, ids)
                 p, ids = p[ok], ids[ok]
             if not p.size:
-                continue
-            score = self.refine.scores(queries[qi], p)
+                return
+            score = refine.scores(queries[qi], p)
             if p.size > keep:
                 top = np.argpartition(-score, keep - 1)[:keep]
                 ids, score = ids[top], score[top]
             order = np.lexsort((ids, -score))
             out[qi, : ids.size] = ids[order]
+
+        def share(first: int, step: int) -> None:
+            for qi in range(first, pos.shape[0], step):
+                best(qi)
+
+        threads = min(_cores(), pos.shape[0])
+        if threads > 1:  # each thread scores a share of the queries (numpy lets go of the GIL while it counts)
+            list(_pool().map(lambda t: share(t, threads), range(threads)))
+        else:
+            share(0, 1)
         return out
 
     def _ids(self, pos: np.ndarray) -> np.ndarray:
