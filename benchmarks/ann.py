@@ -28,10 +28,11 @@ Metrics per point (one JSON row each):
   the share that the index's top 10 also holds: the matches a user would be shown.
 * ``recall_at_10``: mean ``|index top 10 & exact top 10| / 10``.
 * ``ms_per_query``: single-query latency, the median of 200 queries timed one at a time after 5 untimed ones (50
-  at fraction 1.0), with ``ms_per_query_mean`` and ``ms_per_query_p95`` beside it; ``ms_per_query_batch100``: one
-  call with 100 queries, divided by 100; ``exact_ms_per_query``: exact search's median single-query latency on
-  30 queries timed in 5 rounds alternating with the point's own (the EXACT row: 200 on their own), so that the
-  VM's drift over the run stays out of ``speedup``: exact / index median single-query latency.
+  at fraction 1.0), with ``ms_per_query_mean`` and ``ms_per_query_p95`` beside it; ``ms_per_query_batch100``: a
+  call with 100 queries, divided by 100, the median of 3 such calls; ``exact_ms_per_query``: exact search's
+  median single-query latency on 30 queries timed in 5 rounds alternating with the point's own (the EXACT row:
+  200 on their own), so that the VM's drift over the run stays out of ``speedup``: exact / index median
+  single-query latency.
 * ``build_s``: train + add; ``index_bytes``: ``faiss.serialize_index`` size (not counting the float32 matrix,
   which every point keeps for the exact re-rank; 0 for EXACT); ``rss_mb``: the process's peak RSS so far.
 
@@ -83,6 +84,7 @@ EXACT_NEAR = 30
 PAIR_ROUNDS = 5
 SLOW_QUERIES = 200  # queries whose quality TREE_AH at fraction 1.0 measures (it re-ranks all n rows per query)
 BATCH = 100
+BATCH_ROUNDS = 3  # batches of BATCH queries timed, the median reported
 EVAL_BATCH = 100  # queries per search call when measuring quality
 IVF_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 RERANKS = (250, 500, 1000, 2000)
@@ -224,11 +226,17 @@ def settle(fn, queries: np.ndarray, seconds: float = SETTLE_S) -> None:
         i += 1
 
 
-def batch_ms(fn, queries: np.ndarray) -> float:
-    batch = queries[:BATCH]
-    t0 = time.perf_counter()
-    fn(batch)
-    return (time.perf_counter() - t0) / len(batch) * 1e3
+def batch_ms(fn, queries: np.ndarray, rounds: int = BATCH_ROUNDS) -> float:
+    """ms a query of ``fn`` on :data:`BATCH` queries at once: the median over ``rounds`` different batches."""
+    times = []
+    for r in range(rounds):
+        batch = queries[r * BATCH : (r + 1) * BATCH]
+        if not len(batch):
+            break
+        t0 = time.perf_counter()
+        fn(batch)
+        times.append((time.perf_counter() - t0) / len(batch) * 1e3)
+    return float(np.median(times))
 
 
 def in_batches(fn, queries: np.ndarray) -> np.ndarray:
