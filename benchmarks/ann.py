@@ -45,7 +45,7 @@ the mapped file (as Lookalike's matrix cache maps it), so that its memory is the
 process's peak RSS, ``rss_anon_mb`` its private memory and ``rss_file_mb`` the pages of the mapped file it holds
 (the OS page cache, shared and reclaimable). Points: the default candidate count and 2,000, 5,000 and 10,000.
 
-From 4M rows (``REFINE_FROM_ROWS``) a TREE_AH index has refine codes (``build.wants_refine``): its candidates are
+From 50k rows (``REFINE_FROM_ROWS``) a TREE_AH index has refine codes (``build.wants_refine``): its candidates are
 ranked by 4-bit scalar codes and only ``reranked_exactly`` of them are re-ranked with the stored vectors;
 ``refine`` says whether a row used them, ``refine_bytes`` their size (counted in ``index_bytes``).
 
@@ -360,7 +360,7 @@ def run_size(
         size = faiss.serialize_index(b.index).nbytes
         refine_size = 0 if b.refine is None else faiss.serialize_index(b.refine).nbytes
         li = LoadedIndex("bench", spec, b.index, b.ids, b.lists, b.unit, 512, refine=b.refine)
-        with_refine = b.refine is not None  # only from REFINE_FROM_ROWS, above the in-memory sizes
+        with_refine = b.refine is not None  # from REFINE_FROM_ROWS
         d = delta(li, ids)
         settle(lambda qs, li=li, d=d: search_rows(li, matrix, ids, qs, K, "cosine", SearchKnobs(), cached=d), q)
         if index_type == "IVF":

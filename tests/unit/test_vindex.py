@@ -138,7 +138,7 @@ def test_update_adds_and_removes(data: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @pytest.fixture()
 def refine_small(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refine codes for these small tables too (by default only from ``REFINE_FROM_ROWS`` = 2M vectors)."""
+    """Refine codes for these small tables too (by default only from ``REFINE_FROM_ROWS`` = 50k vectors)."""
     import lookalike.search.vindex.build as build_mod
 
     monkeypatch.setattr(build_mod, "REFINE_FROM_ROWS", 100)

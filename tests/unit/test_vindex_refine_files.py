@@ -22,7 +22,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def test_refine_codes_are_built_loaded_and_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build_mod, "REFINE_FROM_ROWS", 1000)  # a "large" table for this test (default 2M)
+    monkeypatch.setattr(build_mod, "REFINE_FROM_ROWS", 1000)  # a "large" table for this test (default 50k)
     rng = np.random.default_rng(3)
     x = _unit(rng.standard_normal((5000, 64)))
     q = _unit(x[:30] + 0.5 * rng.standard_normal((30, 64)))

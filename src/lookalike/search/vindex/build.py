@@ -58,8 +58,9 @@ def wants_refine(factory: str, rows: int) -> bool:
     candidate: at 10M rows 5,600 a query, and over many queries the whole 20 GB table ends up in memory (a
     search process's RSS measured 20.8 GB). 4-bit scalar codes (256 bytes a 512-d vector, mapped from their
     file) rank those candidates almost as the exact vectors do, so only the best few dozen are read back for the
-    exact distances: the same process peaked at 3.55 GB (``REFINE_*`` in :mod:`~lookalike.search.vindex.spec`;
-    tables from ``REFINE_FROM_ROWS`` vectors).
+    exact distances: the same process peaked at 3.55 GB (``REFINE_*`` in :mod:`~lookalike.search.vindex.spec`).
+    From ``REFINE_FROM_ROWS`` vectors (50k), where the float32 matrix outgrows the CPU's cache, the codes also
+    make the search faster: 500 candidates' scattered rows cost more than their codes and 50 rows.
     """
     return rows >= REFINE_FROM_ROWS and factory.startswith("IVF1,PQ") and factory.endswith("fs")
 

@@ -46,13 +46,14 @@ RERANK_STEEP_EXP = 0.7
 #: at 10M, of 5,000 and 10,000 candidates, the best 50 kept all of them.
 REFINE_EXACT_MIN = 50
 REFINE_EXACT_PER_K = 5
-#: Tables from this many vectors get refine codes (256 bytes a 512-d vector more in memory). Below it, the
-#: float32 matrix a re-rank reads (8 GB at 4M 512-d vectors) fits beside the rest in a common machine's page
-#: cache, and re-ranking all candidates from it is fast. With the codes, every new search process also reads and
-#: checks them: ``benchmarks/scale_search.py`` at 3M faces, a warm ``lookalike search`` took 3.6-4.6 s with them
-#: against 2.0 s without (2026-12-02), for a peak RSS of 1.3 GB instead of 2.5 GB, most of which was page cache.
-#: The codes are for the tables whose float32 matrix should not have to stay in memory.
-REFINE_FROM_ROWS = 4_000_000
+#: Tables from this many vectors get refine codes (256 bytes a 512-d vector more, an eighth of the float32 matrix).
+#: Ranking the candidates by them and reading back only the best few rows beats reading every candidate's
+#: scattered float32 row once the matrix is larger than the CPU's cache. Measured on the ``benchmarks/ann.py``
+#: workload (2 vCPUs AMD EPYC, 32 MiB L3, 2026-12-02), one query at 50k, 100k, 200k and 1M faces: 0.40, 0.37,
+#: 0.38 and 1.70 ms with the codes against 0.45, 0.41, 0.47 and 1.85 ms without, the same rows found. The cost:
+#: every new search process checks the codes' file (SHA-256, about 0.15 s per 1M faces here), and a build
+#: encodes them (1.5-2 s more at 200k-1M).
+REFINE_FROM_ROWS = 50_000
 
 OPTION_HELP = {
     "index_type": "'IVF' or 'TREE_AH' (required)",
