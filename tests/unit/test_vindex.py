@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -272,6 +274,59 @@ def test_refine_codes_are_written_and_checked(
     with pytest.raises(IndexFileError, match="is missing"):
         read_build(tmp_path, ref)
     assert read_build(tmp_path, write_build(tmp_path, "u", b.index, b.ids))[2] is None  # a build without them
+
+
+def test_files_that_checked_out_are_not_hashed_again_until_they_change(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that finds a file's stat stamp as it was when the file last checked out trusts it; a file written
+    to since (its stamp changed) is hashed again and refused when altered; a file changed just before its check
+    (within the racy window) gets no stamp; a read-only build folder still loads, hashing every time."""
+    import lookalike.search.vindex.files as files_mod
+    from lookalike.search.vindex.files import IndexFileError, read_build, read_ids, write_build
+
+    x, ids, _ = data
+    spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
+    b = build(spec, x[:500], ids[:500])
+    hashed: list[str] = []
+    real = files_mod._sha256
+    monkeypatch.setattr(files_mod, "_sha256", lambda path: hashed.append(path.name) or real(path))
+    ref = write_build(tmp_path, "t", b.index, b.ids)
+    folder = tmp_path / ref.folder
+    hashed.clear()
+    read_build(tmp_path, ref)  # just written: inside the racy window, so no stamp is kept
+    assert sorted(hashed) == ["ids.npy", "index.faiss"] and not (folder / "checked.json").exists()
+    monkeypatch.setattr(files_mod, "_RACY_NS", 0)
+    read_build(tmp_path, ref)
+    assert (folder / "checked.json").exists()
+    hashed.clear()
+    read_build(tmp_path, ref)
+    assert (read_ids(tmp_path, ref) == b.ids).all() and hashed == []  # trusted by their stamps
+    # altered in place, its size kept and its modification time put back: the change time still moves
+    path = folder / "index.faiss"
+    st = path.stat()
+    body = bytearray(path.read_bytes())
+    body[-1] ^= 1
+    path.write_bytes(bytes(body))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+    if path.stat().st_ctime_ns == st.st_ctime_ns:  # a file clock too coarse to tell: replace the file instead
+        path.unlink()
+        path.write_bytes(bytes(body))
+    with pytest.raises(IndexFileError, match="index.faiss does not match its checksum"):
+        read_build(tmp_path, ref)
+    assert "index.faiss" in hashed
+    # a read-only folder: nothing kept, still checked
+    ref2 = write_build(tmp_path, "u", b.index, b.ids)
+    folder2 = tmp_path / ref2.folder
+    folder2.chmod(0o555)
+    try:
+        hashed.clear()
+        read_build(tmp_path, ref2)
+        read_build(tmp_path, ref2)
+        assert hashed.count("index.faiss") == (2 if not os.access(folder2, os.W_OK) else 1)
+    finally:
+        folder2.chmod(0o755)
 
 
 @pytest.mark.parametrize("distance", ["COSINE", "EUCLIDEAN"])
