@@ -47,8 +47,8 @@ SPLIT_FROM = 4_000_000
 PART_MIN = 2_000_000
 #: From this many queries at once, the parts are scanned one after another, each by faiss's threads sharing out
 #: the queries: a part's codes are then read from memory once for several queries. The scan is bound by memory
-#: bandwidth: one query's scan of 10M codes reads 320 MB, and this VM's two cores read 34-35 GB/s together
-#: (25-27 GB/s one alone), so one query cannot scan 10M codes in less than about 9 ms however it is split.
+#: bandwidth: one query's scan of 10M codes reads 320 MB, and this VM's two cores read 34-45 GB/s together
+#: (25-31 GB/s one alone), so one query cannot scan 10M codes in less than 7-9 ms however it is split.
 #: Measured on the ``benchmarks/ann.py`` 10M table (2 vCPUs AMD EPYC, 2026-12-02), ms a query for 2, 4, 8 and
 #: 100 queries at once: 8.0, 5.6, 4.9, 6.1 this way, against 11.9, 8.0, 7.9, 7.0 with each query's parts from
 #: the threads.
