@@ -147,7 +147,7 @@ class FlatScan:
             for qi in range(first, pos.shape[0], step):
                 best(qi)
 
-        threads = min(_cores(), pos.shape[0])
+        threads = min(_cores(), pos.shape[0]) if pos.shape[0] > 1 else 1
         if threads > 1:  # each thread scores a share of the queries (numpy lets go of the GIL while it counts)
             list(_pool().map(lambda t: share(t, threads), range(threads)))
         else:
