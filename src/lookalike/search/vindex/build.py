@@ -206,8 +206,10 @@ def _realign(
     size = int(refine.code_size)
     old = codes_view(refine, int(refine.ntotal))
     order = np.argsort(before, kind="stable")
-    pos = np.minimum(np.searchsorted(before[order], after), max(before.size - 1, 0))
-    found = before[order][pos] == after if before.size else np.zeros(after.size, bool)
+    ordered = before[order]
+    pos = np.minimum(np.searchsorted(ordered, after), max(before.size - 1, 0))
+    found = ordered[pos] == after if before.size else np.zeros(after.size, bool)
+    del ordered
     # the new codes are written in place into the new index's own memory (at 10M faces a copy is 2.6 GB)
     out = faiss.IndexScalarQuantizer(int(refine.d), refine.sq.qtype, refine.metric_type)
     out.sq = refine.sq  # the trained ranges

@@ -210,8 +210,8 @@ def read_build(root: Path, ref: BuildRef) -> tuple[Any, np.ndarray, Any]:
 def read_refine(path: Path | str) -> Any:
     """A build's refine codes, memory-mapped from their file rather than read into private memory: at 10M faces
     they are 2.6 GB, which a search process then maps in moments instead of reading, and which every process
-    searching the index (a server, each CLI search) shares in the OS page cache. The file was checked against its
-    SHA-256 just before, which leaves it in that cache. (A build's files never change; a deleted one stays
+    searching the index (a server, each CLI search) shares in the OS page cache. The file was checked just before
+    (its SHA-256, or its stat stamp once it has checked out). (A build's files never change; a deleted one stays
     readable while it is mapped.)"""
     faiss = load_faiss()
 

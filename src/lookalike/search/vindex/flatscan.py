@@ -30,6 +30,7 @@ import numpy as np
 
 from lookalike.config import num_threads
 from lookalike.search.vindex._faiss import faiss as load_faiss
+from lookalike.search.vindex.build import list_ids
 from lookalike.search.vindex.ids import in_sorted
 from lookalike.search.vindex.refine import RefineCodes, refine_codes
 
@@ -193,7 +194,7 @@ def make_flat_scan(index: Any, refine: Any = None, *, parts: int | None = None) 
         flat.ntotal = min(b1 * per_block, size) - b0 * per_block
         flat.ntotal2 = (b1 - b0) * per_block
         made.append((flat, b0 * per_block))
-    ids = np.array(faiss.rev_swig_ptr(lists.get_ids(0), size), dtype=np.int64, copy=True)
+    ids = list_ids(index)
     codes = refine_codes(refine) if refine is not None and int(refine.ntotal) == size else None
     return FlatScan(tuple(made), ids, codes)
 

@@ -330,16 +330,16 @@ def search_rows(
         # one matrix-vector product per query, shaped as exact search shapes it, so that a row's distance is
         # bit-for-bit the one exact search gives
         sims = np.empty(total, np.float32)
+        euclidean = distance == "euclidean"
+        x_sq = np.empty(total, np.float32) if euclidean else np.ones(total)
         bounds = np.searchsorted(qrow, np.arange(m + 1))
         for qi in range(m):
             lo, hi = bounds[qi], bounds[qi + 1]
             if hi > lo:
-                sims[lo:hi] = (np.asarray(gather[rows[lo:hi]], np.float32) @ queries[qi : qi + 1].T)[:, 0]
-        if distance == "euclidean":
-            picked = np.asarray(gather[rows], np.float32)
-            x_sq = np.einsum("ij,ij->i", picked, picked)
-        else:
-            x_sq = np.ones(total)
+                picked = np.asarray(gather[rows[lo:hi]], np.float32)  # each row read once
+                sims[lo:hi] = (picked @ queries[qi : qi + 1].T)[:, 0]
+                if euclidean:
+                    x_sq[lo:hi] = np.einsum("ij,ij->i", picked, picked)
         parts_q.append(qrow)
         parts_r.append(rows)
         parts_d.append(_distances(sims, distance, q_sq[qrow], x_sq))

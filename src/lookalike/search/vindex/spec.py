@@ -51,8 +51,9 @@ REFINE_EXACT_PER_K = 5
 #: scattered float32 row once the matrix is larger than the CPU's cache. Measured on the ``benchmarks/ann.py``
 #: workload (2 vCPUs AMD EPYC, 32 MiB L3, 2026-12-02), one query at 50k, 100k, 200k and 1M faces: 0.40, 0.37,
 #: 0.38 and 1.70 ms with the codes against 0.45, 0.41, 0.47 and 1.85 ms without, the same rows found. The cost:
-#: every new search process checks the codes' file (SHA-256, about 0.15 s per 1M faces here), and a build
-#: encodes them (1.5-2 s more at 200k-1M).
+#: the codes' file is hashed once after each build or change (SHA-256, about 0.15 s per 1M faces here; later
+#: loads trust its stat stamp: :mod:`~lookalike.search.vindex.files`), and a build encodes them (1.5-2 s more at
+#: 200k-1M).
 REFINE_FROM_ROWS = 50_000
 
 OPTION_HELP = {
