@@ -211,21 +211,24 @@ def test_refined_search_reranks_the_best_few_exactly(
 def test_one_query_over_parts_scores_every_one_of_the_best_codes(
     data: tuple[np.ndarray, np.ndarray, np.ndarray], refine_small
 ) -> None:
-    """One query's parts each give a share of its candidates, scored in the part's thread. Where the best codes
-    crowd into one part (a folder of look-alikes indexed together), that part is scanned again, so the refine
-    codes still see every one of the whole view's best codes: the answer is the one-part view's."""
+    """One query's parts each give a share of its candidates, scored in the part's thread. The list's blocks are
+    dealt to the parts in turn, so rows indexed together spread over them; where the best codes crowd into one
+    part all the same (here: every other block), that part is scanned again, so the refine codes still see every
+    one of the whole view's best codes: the answer is the one-part view's."""
     from lookalike.search.vindex.flatscan import make_flat_scan
 
     x, _, q = data
     rng = np.random.default_rng(3)
-    near = _unit(q[0] + 0.8 * rng.standard_normal((3000, 64)) / 8)  # every one nearer q[0] than any of x
-    table = np.concatenate([near, x[:3000]])
+    near = _unit(q[0] + 0.8 * rng.standard_normal((3008, 64)) / 8)  # every one nearer q[0] than any of x
+    table = np.empty((6000, 64), np.float32)
+    block = np.arange(6000) // 32
+    table[block % 2 == 0], table[block % 2 == 1] = near, x[:2992]  # the even blocks: the first part's
     spec = parse_index_options({"index_type": "TREE_AH", "distance_type": "COSINE"})
     b = build(spec, table, np.arange(6000, dtype=np.int64))
     one, two = make_flat_scan(b.index, b.refine), make_flat_scan(b.index, b.refine, parts=2)
     assert one is not None and two is not None and len(two.parts) == 2
     want = one.search_refined(q[:1], 500, 50)[0]
-    assert (want < 3000).all()  # the best codes are all in the first part
+    assert (block[want] % 2 == 0).all()  # the best codes are all in the first part
     assert set(two.search_refined(q[:1], 500, 50)[0]) == set(want)
     assert set(two.search_refined(q[:2], 500, 50)[0]) == set(want)  # a batch takes the parts' best together
     # rows left out (deleted, filtered) are never returned, and do not take a place
