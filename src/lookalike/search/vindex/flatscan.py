@@ -118,8 +118,7 @@ class FlatScan:
         dist = np.concatenate([d for d, _ in found], axis=1)
         pos = np.concatenate([self._listed(i, p) for i, (_, p) in enumerate(found)], axis=1)
         # each part's distances come from the same lookup tables, so they compare across parts
-        better = -dist if self.parts[0][0].metric_type == load_faiss().METRIC_INNER_PRODUCT else dist
-        better = np.where(pos >= 0, better, np.inf)
+        better = np.where(pos >= 0, self._sign() * dist, np.inf)
         if k < pos.shape[1]:
             top = np.argpartition(better, k - 1, axis=1)[:, :k]
             dist, pos, better = (np.take_along_axis(a, top, 1) for a in (dist, pos, better))
@@ -137,31 +136,15 @@ class FlatScan:
     ) -> np.ndarray:
         """The ids of the ``keep`` best by the refine codes among each query's ``scanned`` best codes (-1 where
         there are fewer), counting only ids among the sorted ``allowed`` (all when None); needs :attr:`refine`."""
-        refine = self.refine
-        assert refine is not None
+        assert self.refine is not None
         if queries.shape[0] == 1 and len(self.parts) > 1:
             return self._refined_one(queries[0], scanned, keep, allowed)[None, :]
         pos = self.scan(queries, scanned, ordered=False)[1]
         out = np.full((pos.shape[0], keep), -1, np.int64)
 
-        def best(qi: int) -> None:
-            p = pos[qi][pos[qi] >= 0]
-            ids = self.ids[p]
-            if allowed is not None:
-                ok = in_sorted(allowed, ids)
-                p, ids = p[ok], ids[ok]
-            if not p.size:
-                return
-            score = refine.scores(queries[qi], p)
-            if p.size > keep:
-                top = np.argpartition(-score, keep - 1)[:keep]
-                ids, score = ids[top], score[top]
-            order = np.lexsort((ids, -score))
-            out[qi, : ids.size] = ids[order]
-
         def share(first: int, step: int) -> None:
             for qi in range(first, pos.shape[0], step):
-                best(qi)
+                out[qi] = _ranked([self._best_scored(queries[qi], pos[qi][pos[qi] >= 0], keep, allowed)], keep)
 
         threads = min(_cores(), pos.shape[0]) if pos.shape[0] > 1 else 1
         if threads > 1:  # each thread scores a share of the queries (numpy lets go of the GIL while it counts)
@@ -178,22 +161,9 @@ class FlatScan:
         out codes among those (the candidates crowd into it) is scanned again for all ``scanned``, and its codes
         that make the whole view's best ``scanned`` are scored too.
         """
-        refine = self.refine
-        assert refine is not None
         q = query[None, :]
         share = min(scanned, -(-scanned * PART_SHARE_PERCENT // (100 * len(self.parts))))
-        sign = -1.0 if self.parts[0][0].metric_type == load_faiss().METRIC_INNER_PRODUCT else 1.0
-
-        def best(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (ids, scores) of the `keep` best of p
-            ids = self.ids[p]
-            if allowed is not None:
-                ok = in_sorted(allowed, ids)
-                p, ids = p[ok], ids[ok]
-            score = refine.scores(query, p)
-            if p.size > keep:
-                top = np.argpartition(-score, keep - 1)[:keep]
-                ids, score = ids[top], score[top]
-            return ids, score
+        sign = self._sign()
 
         def codes(part: tuple[Any, int], k: int) -> tuple[np.ndarray, np.ndarray]:  # (rank keys, positions)
             index, number = part
@@ -203,15 +173,18 @@ class FlatScan:
 
         def head(part: tuple[Any, int]) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
             key, pos = codes(part, share)
-            return key, pos, best(pos)
+            return key, pos, self._best_scored(query, pos, keep, allowed)
+
+        def limit_of(keys: list[np.ndarray]) -> float:  # the scanned-th best of all keys (inf: fewer keys)
+            pooled = np.concatenate(keys)
+            return float(np.partition(pooled, scanned - 1)[scanned - 1]) if pooled.size > scanned else np.inf
 
         heads = list(_pool().map(head, self.parts))
         chosen = [found for _, _, found in heads]
         keys = [key for key, _, _ in heads]
-        pooled = np.concatenate(keys)
         # no code after a part's share is better than its share's last: when that is worse than the heads'
         # scanned-th best, the part's share holds all its codes among the view's best (which can only be better)
-        limit = np.partition(pooled, scanned - 1)[scanned - 1] if pooled.size > scanned else np.inf
+        limit = limit_of(keys)
         crowded = [
             i
             for i, (key, (index, _)) in enumerate(zip(keys, self.parts, strict=True))
@@ -221,18 +194,33 @@ class FlatScan:
             again = list(_pool().map(lambda i: codes(self.parts[i], scanned), crowded))
             for i, (key, _) in zip(crowded, again, strict=True):
                 keys[i] = key
-            pooled = np.concatenate(keys)
-            limit = np.partition(pooled, scanned - 1)[scanned - 1] if pooled.size > scanned else np.inf
+            limit = limit_of(keys)
             for i, (key, pos) in zip(crowded, again, strict=True):
                 more = pos[(key <= limit) & ~np.isin(pos, heads[i][1])]
                 if more.size:
-                    chosen.append(best(more))
-        ids = np.concatenate([i for i, _ in chosen])
-        score = np.concatenate([s for _, s in chosen])
-        order = np.lexsort((ids, -score))[:keep]
-        out = np.full(keep, -1, np.int64)
-        out[: order.size] = ids[order]
-        return out
+                    chosen.append(self._best_scored(query, more, keep, allowed))
+        return _ranked(chosen, keep)
+
+    def _best_scored(
+        self, query: np.ndarray, positions: np.ndarray, keep: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, scores)`` of the ``keep`` best of ``positions`` by the refine codes (in no order), counting
+        only ids among the sorted ``allowed`` (all when None)."""
+        refine = self.refine
+        assert refine is not None
+        ids = self.ids[positions]
+        if allowed is not None:
+            ok = in_sorted(allowed, ids)
+            positions, ids = positions[ok], ids[ok]
+        score = refine.scores(query, positions)
+        if positions.size > keep:
+            top = np.argpartition(-score, keep - 1)[:keep]
+            ids, score = ids[top], score[top]
+        return ids, score
+
+    def _sign(self) -> float:
+        """What the scan's distances are multiplied by so that smaller is better."""
+        return -1.0 if self.parts[0][0].metric_type == load_faiss().METRIC_INNER_PRODUCT else 1.0
 
     def _listed(self, part: int, pos: np.ndarray) -> np.ndarray:
         """The list positions of part ``part``'s positions ``pos`` (-1 stays -1)."""
@@ -243,6 +231,17 @@ class FlatScan:
 
     def _ids(self, pos: np.ndarray) -> np.ndarray:
         return np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
+
+
+def _ranked(found: list[tuple[np.ndarray, np.ndarray]], keep: int) -> np.ndarray:
+    """The ``keep`` best ids of the ``(ids, scores)`` pairs in ``found``, best first (ties: lower id first), -1
+    where there are fewer."""
+    ids = np.concatenate([i for i, _ in found])
+    score = np.concatenate([s for _, s in found])
+    order = np.lexsort((ids, -score))[:keep]
+    out = np.full(keep, -1, np.int64)
+    out[: order.size] = ids[order]
+    return out
 
 
 def make_flat_scan(index: Any, refine: Any = None, *, parts: int | None = None) -> FlatScan | None:
